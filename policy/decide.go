@@ -159,12 +159,26 @@ func specificity(m string, c *Client) int {
 		if c.Subdivision != "" && m[:2] == c.Country && m[3:] == c.Subdivision {
 			return 3
 		}
+	case isContinent(m):
+		if m == c.Continent {
+			return 1
+		}
 	case len(m) == 2 && m == c.Country:
 		return 2
-	case len(m) == 2 && m == c.Continent:
-		return 1
 	}
 	return -1
+}
+
+// isContinent reports whether m is a continent code. AF, AS, NA and SA are
+// also country codes (Afghanistan, American Samoa, Namibia, Saudi
+// Arabia); in a geo rule they mean the continent, as operators of geo DNS
+// expect.
+func isContinent(m string) bool {
+	switch m {
+	case "AF", "AN", "AS", "EU", "NA", "OC", "SA":
+		return true
+	}
+	return false
 }
 
 // rankGeo puts the rule's regions first in the rule's order, then the

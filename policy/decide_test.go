@@ -158,6 +158,7 @@ func TestGeoSpecificity(t *testing.T) {
 		{"country beats continent", seattle, "ap-south"},
 		{"continent", Client{Country: "CA", Continent: "NA"}, "eu-west"},
 		{"default", london, "us-east"},
+		{"NA is the continent, not Namibia", Client{Country: "NA", Continent: "AF"}, "us-east"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var d Decision
