@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Client-facing limits of the servers built by Server.
+const (
+	// ReadHeaderTimeout cuts clients that send their request head slowly.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections that carry no request.
+	IdleTimeout = 120 * time.Second
+	// MaxHeaderBytes bounds a request head; larger ones get 431.
+	MaxHeaderBytes = 64 << 10
+	// maxConcurrentStreams bounds the requests of one HTTP/2 connection.
+	maxConcurrentStreams = 250
+)
+
+// Server returns an *http.Server for addr with the proxy as its handler,
+// safe timeouts and HTTP/1.1 plus HTTP/2: over TLS by ALPN (when the
+// caller's tls.Config offers h2) and on cleartext by prior knowledge (h2c).
+// There is no read or write timeout on the whole connection, which would
+// cut long responses and streams: request bodies are bounded by the
+// service's timeout instead. The caller binds the listener and may set
+// TLSConfig and Handler.
+func (p *Proxy) Server(addr string) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	protos.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Addr:              addr,
+		Handler:           p,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: maxConcurrentStreams,
+			SendPingTimeout:      h2PingAfter,
+			PingTimeout:          h2PingTimeout,
+		},
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+}
