@@ -1,0 +1,154 @@
+package dnsserver
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// qtypeNames is the fixed set of qtype label values; every other type
+// counts as "other".
+var qtypeNames = [...]string{"A", "AAAA", "CNAME", "NS", "SOA", "TXT", "MX", "SRV", "CAA", "ANY", "HTTPS", "other"}
+
+const qtypeOther = len(qtypeNames) - 1
+
+// qtypeSlot maps query types below 256 to their label slot; caaSlot is
+// CAA's, the one listed type above 255.
+var qtypeSlot, caaSlot = func() (t [256]uint8, caa int) {
+	for i := range t {
+		t[i] = uint8(qtypeOther)
+	}
+	for i, n := range qtypeNames[:qtypeOther] {
+		if v := dns.StringToType[n]; v < 256 {
+			t[v] = uint8(i)
+		} else if v == dns.TypeCAA {
+			caa = i
+		}
+	}
+	return t, caa
+}()
+
+func qtypeIndex(qt uint16) int {
+	switch {
+	case qt < 256:
+		return int(qtypeSlot[qt])
+	case qt == dns.TypeCAA:
+		return caaSlot
+	}
+	return qtypeOther
+}
+
+// rcodeNames are the response codes the server gives, as label values.
+var rcodeNames = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
+
+const numRcodes = len(rcodeNames)
+
+func rcodeIndex(rc uint8) int {
+	if rc <= dns.RcodeRefused {
+		return int(rc)
+	}
+	return numRcodes - 1 // BADVERS, the only extended code given
+}
+
+// zoneNone labels queries outside every configured zone.
+const zoneNone = "none"
+
+// metrics holds the server's collectors. Queries are counted through
+// counters resolved once per zone, qtype and rcode and then cached, so that
+// counting a query looks up no labels.
+type metrics struct {
+	queries *prometheus.CounterVec
+	answers *prometheus.CounterVec
+	panics  prometheus.Counter
+
+	mu    sync.Mutex
+	zones map[string]*zoneCounters
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_dns_queries_total",
+			Help: "DNS queries answered, by zone, query type and response code.",
+		}, []string{"zone", "qtype", "rcode"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_dns_answers_total",
+			Help: "Steered DNS answers, by service and the first region answered.",
+		}, []string{"service", "region"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_dns_panics_total",
+			Help: "Queries whose handling panicked; each got SERVFAIL or was dropped.",
+		}),
+		zones: map[string]*zoneCounters{},
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.queries, err = register(reg, m.queries)
+	if err != nil {
+		return nil, err
+	}
+	m.answers, err = register(reg, m.answers)
+	if err != nil {
+		return nil, err
+	}
+	m.panics, err = register(reg, m.panics)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the equal collector registered before
+// (a second server on the same registry shares the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// zoneCounters returns the counter block of zone (zoneNone for queries
+// outside the zones). Blocks outlive table generations.
+func (m *metrics) zoneCounters(zone string) *zoneCounters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	z := m.zones[zone]
+	if z == nil {
+		z = &zoneCounters{vec: m.queries, zone: zone}
+		m.zones[zone] = z
+	}
+	return z
+}
+
+type counterRef struct{ c prometheus.Counter }
+
+// zoneCounters caches one zone's query counters by qtype and rcode slot.
+type zoneCounters struct {
+	vec   *prometheus.CounterVec
+	zone  string
+	slots [len(qtypeNames)][numRcodes]atomic.Pointer[counterRef]
+}
+
+// inc counts a query of type qtype answered with rcode.
+func (z *zoneCounters) inc(qtype uint16, rcode uint8) {
+	qi, ri := qtypeIndex(qtype), rcodeIndex(rcode)
+	slot := &z.slots[qi][ri]
+	c := slot.Load()
+	if c == nil {
+		// Once per series: a race resolves the same counter twice.
+		c = &counterRef{z.vec.WithLabelValues(z.zone, qtypeNames[qi], rcodeNames[ri])}
+		slot.Store(c)
+	}
+	c.c.Inc()
+}
