@@ -1,0 +1,17 @@
+// Package certs provides the TLS configuration of meridian's https
+// listeners: static certificate and key pairs from tls.certificates, picked
+// by SNI with the first as the default, and certificates obtained and renewed
+// automatically over ACME (tls.acme) for the hostnames of proxy-mode
+// services.
+//
+// ACME challenges are answered by meridian itself: DNS-01 through a
+// TXTPublisher (the node's own authoritative zones, in-process), HTTP-01
+// through HTTPChallengeHandler mounted on the http listeners. Certificates and
+// the ACME account live in a certmagic file storage directory.
+//
+// It owns certificate selection and the certificate lifecycle, nothing else:
+// it serves no traffic (the HTTP-01 solver opens a listener of its own only
+// when nothing listens on the configured http port), reads no flags or
+// environment and does not decide which hostnames need certificates (the
+// caller passes them in).
+package certs
