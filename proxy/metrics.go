@@ -75,6 +75,7 @@ type regionMetrics struct {
 	service, region string
 	duration        prometheus.Observer
 	codes           [500]atomic.Pointer[counter] // status 100..599
+	stats           regionStats                  // what shift guards read (stats.go)
 }
 
 type counter struct{ prometheus.Counter }

@@ -178,12 +178,13 @@ func (p *Proxy) finish(ex *exchange) {
 		// The handler never got to a status: the client went away.
 		ex.code = statusClientClosed
 	}
-	elapsed := p.now().Sub(ex.start).Seconds()
+	elapsed := p.now().Sub(ex.start)
 	if ex.ep != nil {
 		ex.ep.st.inflight.Add(-1)
 		rm := ex.svc.rm[ex.ep.region.idx]
 		rm.count(ex.code)
-		rm.duration.Observe(elapsed)
+		rm.duration.Observe(elapsed.Seconds())
+		rm.stats.record(ex.code, elapsed)
 	} else {
 		p.met.countNoRegion(ex.svc.name, ex.code)
 	}
