@@ -1,0 +1,21 @@
+package admin
+
+import "net/http"
+
+// routeTable lists every endpoint of the API (SPEC section 6). The shift
+// endpoints' handlers are in shifts.go.
+func (a *API) routeTable() []route {
+	return []route{
+		get("/v1/status", a.status),
+		get("/v1/services", a.services),
+		get("/v1/services/{service}", a.service),
+		change(http.MethodPatch, "/v1/services/{service}/dials", a.setDials),
+		change(http.MethodPost, "/v1/regions/{region}/override", a.setOverride),
+		change(http.MethodPost, "/v1/services/{service}/shifts", a.startShift),
+		get("/v1/services/{service}/shifts", a.shifts),
+		change(http.MethodPost, "/v1/services/{service}/shifts/{id}/abort", a.abortShift),
+		get("/v1/explain", a.explain),
+		get("/v1/audit", a.audit),
+		change(http.MethodPost, "/v1/reload", a.reload),
+	}
+}

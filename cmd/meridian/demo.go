@@ -1,0 +1,178 @@
+package main
+
+import (
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/node"
+)
+
+//go:embed demo.yaml
+var demoConfig string
+
+// demoRegion is a simulated region: an HTTP server that answers with its
+// name and whose health can be switched off and on.
+type demoRegion struct {
+	name, addr string
+	down       atomic.Bool
+	srv        *http.Server
+}
+
+func (r *demoRegion) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch req.URL.Path {
+	case "/health/ready":
+		if r.down.Load() {
+			http.Error(w, r.name+" is down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	case "/fail":
+		r.down.Store(true)
+		fmt.Fprintf(w, "%s now fails its health checks\n", r.name)
+	case "/recover":
+		r.down.Store(false)
+		fmt.Fprintf(w, "%s passes its health checks again\n", r.name)
+	default:
+		if r.down.Load() {
+			http.Error(w, r.name+" is down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "hello from %s\n", r.name)
+	}
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *level, "text")
+	if err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 2
+	}
+	dir, err := os.MkdirTemp("", "meridian-demo-")
+	if err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	regions := []*demoRegion{
+		{name: "us-east", addr: "127.0.1.1:9100"},
+		{name: "eu-west", addr: "127.0.2.1:9100"},
+		{name: "ap-south", addr: "127.0.3.1:9100"},
+	}
+	for _, r := range regions {
+		ln, err := net.Listen("tcp", r.addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "meridian demo: simulated region %s: %v\n", r.name, err)
+			return 1
+		}
+		r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = r.srv.Serve(ln) }()
+		defer r.srv.Close()
+	}
+
+	token := randomToken()
+	if err := os.Setenv("MERIDIAN_DEMO_TOKEN", token); err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 1
+	}
+	path := filepath.Join(dir, "demo.yaml")
+	text := strings.Replace(demoConfig, "STATE_PATH", filepath.Join(dir, "state.json"), 1)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 1
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 1
+	}
+	n, err := node.New(cfg, node.Options{Logger: log, ConfigPath: path, Admin: adminHandler(log)})
+	if err != nil {
+		fmt.Fprintln(stderr, "meridian demo:", err)
+		return 1
+	}
+	go func() {
+		// Print once the node answers.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && !n.Ready() {
+			time.Sleep(100 * time.Millisecond)
+		}
+		printDemo(stdout, token, selfCommand())
+	}()
+	return serve(n, log)
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(errors.New("no randomness"))
+	}
+	return hex.EncodeToString(b)
+}
+
+// selfCommand is how the user can run this binary again: the path they
+// ran, or "go run ./cmd/meridian" when it is a temporary go run build.
+func selfCommand() string {
+	exe := os.Args[0]
+	if strings.Contains(exe, "go-build") {
+		return "go run ./cmd/meridian"
+	}
+	return exe
+}
+
+func printDemo(w io.Writer, token, self string) {
+	ctl := self + " ctl"
+	text := `meridian demo is running: DNS on 127.0.0.1:5353, proxy on 127.0.0.1:8080, admin on 127.0.0.1:9053.
+Three simulated regions answer on 127.0.1.1 (us-east), 127.0.2.1 (eu-west) and 127.0.3.1 (ap-south), port 9100.
+
+Steered DNS (service api, latency policy; the client subnet locates the client):
+  dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24      # London    -> eu-west  127.0.2.1
+  dig @127.0.0.1 -p 5353 api.demo.test +subnet=175.16.199.0/24   # Changchun -> ap-south 127.0.3.1
+  dig @127.0.0.1 -p 5353 api.demo.test +subnet=216.160.83.0/24   # Seattle   -> us-east  127.0.1.1
+  dig @127.0.0.1 -p 5353 demo.test SOA +norecurse
+
+Failover (eu-west fails its health checks; London moves within about 1.5s):
+  curl -X POST http://127.0.2.1:9100/fail
+  dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24 +short
+  curl -X POST http://127.0.2.1:9100/recover
+
+The proxy (service web) steers too, and fails over by itself:
+  curl -H 'Host: web.demo.test' http://127.0.0.1:8080/hello     # from here (no location): eu-west
+  curl -X POST http://127.0.2.1:9100/fail; curl -H 'Host: web.demo.test' http://127.0.0.1:8080/hello   # answered by the next region
+  curl -X POST http://127.0.2.1:9100/recover
+
+Traffic dials and overrides through the admin API:
+  export MERIDIAN_TOKEN=TOKEN
+  CTL status
+  CTL dial api eu-west 0 --reason "drain eu-west"      # London spills to the next region
+  dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24 +short
+  CTL explain api 81.2.69.142
+  CTL dial api eu-west 100
+  CTL override us-east down --reason "maintenance"
+  CTL audit
+  curl -s http://127.0.0.1:9053/metrics | grep '^meridian_'
+
+Stop with Ctrl-C.
+`
+	fmt.Fprint(w, strings.NewReplacer("TOKEN", token, "CTL", ctl).Replace(text))
+}

@@ -1,0 +1,170 @@
+// Command meridian is a global traffic-steering edge node: an
+// authoritative DNS server and an HTTP(S) reverse proxy that send every
+// client to the best healthy region, with an admin API and its client.
+//
+// This is the only place that reads flags and the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/internal/version"
+	"github.com/meridian-edge/meridian/node"
+)
+
+const usage = `usage: meridian COMMAND [flags]
+
+commands:
+  run --config FILE        run an edge node until SIGTERM/SIGINT (SIGHUP reloads)
+  validate --config FILE   check a config; prints FILE:LINE: message for every error
+  demo                     run a node on loopback with three simulated regions
+  ctl SUBCOMMAND           admin API client (meridian ctl -h)
+  version                  version and build info
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "ctl":
+		return cmdCtl(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version.Info())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "meridian: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "meridian validate: --config FILE is required")
+		return 2
+	}
+	if _, err := config.Load(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "meridian run: --config FILE is required")
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintln(stderr, "meridian run:", err)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	n, err := node.New(cfg, node.Options{Logger: log, ConfigPath: *path, Admin: adminHandler(log)})
+	if err != nil {
+		log.Error("preparing node", "err", err)
+		return 1
+	}
+	return serve(n, log)
+}
+
+// serve starts n and runs it until SIGTERM or SIGINT; SIGHUP reloads.
+func serve(n *node.Node, log *slog.Logger) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		log.Error("starting node", "err", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			if err := n.Reload(node.Actor{Token: "signal", Reason: "SIGHUP"}); err != nil {
+				log.Error("reload refused", "err", err)
+			}
+			continue
+		}
+		log.Info("shutting down", "signal", s.String())
+		done := make(chan error, 1)
+		go func() { done <- n.Shutdown(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("shutdown", "err", err)
+				return 1
+			}
+			return 0
+		case s2 := <-sig:
+			if s2 != syscall.SIGHUP {
+				log.Warn("second signal; stopping now", "signal", s2.String())
+				cancel()
+				_ = n.Close()
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q", format)
+}
+
+// waitTimeout is how long ctl waits for a node to answer.
+const waitTimeout = 10 * time.Second

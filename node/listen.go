@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meridian-edge/meridian/certs"
+	"github.com/meridian-edge/meridian/config"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// listen binds every listener of cfg: DNS, http, https and admin.
+func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
+	if len(cfg.Listen.DNS) > 0 {
+		if err := n.dns.ListenAndServe(ctx, cfg.Listen.DNS); err != nil {
+			return fmt.Errorf("starting dns: %w", err)
+		}
+		for i, a := range n.dns.Addrs() {
+			n.setBound(fmt.Sprintf("dns/%d", i), a)
+		}
+	}
+	var proxyHandler http.Handler = n.proxy
+	if len(cfg.Listen.HTTPS) > 0 || cfg.TLS.ACME != nil || len(cfg.TLS.Certificates) > 0 {
+		m, err := certs.New(cfg.TLS, certs.Options{
+			Logger: n.opts.Logger,
+			TXT:    n.dns,
+			Names:  proxyHostnames(cfg),
+			DNSResolver: func() string {
+				if a := n.dns.Addrs(); len(a) > 0 {
+					return a[0].String()
+				}
+				return ""
+			}(),
+			HTTPPort: httpPort(cfg),
+		})
+		if err != nil {
+			return fmt.Errorf("preparing tls: %w", err)
+		}
+		n.certs = m
+		proxyHandler = m.HTTPChallengeHandler(n.proxy)
+	}
+	for i, addr := range cfg.Listen.HTTP {
+		if err := n.serve(fmt.Sprintf("http/%d", i), addr, n.proxy.Server(addr), proxyHandler, nil); err != nil {
+			return err
+		}
+	}
+	for i, addr := range cfg.Listen.HTTPS {
+		srv := n.proxy.Server(addr)
+		tc := n.certs.TLSConfig()
+		if err := n.serve(fmt.Sprintf("https/%d", i), addr, srv, n.proxy, tc); err != nil {
+			return err
+		}
+	}
+	if n.certs != nil {
+		if err := n.certs.Start(ctx); err != nil {
+			return fmt.Errorf("starting certificate management: %w", err)
+		}
+	}
+	if cfg.Listen.Admin != "" {
+		srv := &http.Server{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		}
+		if err := n.serve("admin", cfg.Listen.Admin, srv, n.adminHandler(), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve binds addr and serves h on srv in the background.
+func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tls.Config) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, err)
+	}
+	srv.Handler = h
+	if tc != nil {
+		srv.TLSConfig = tc
+		ln = tls.NewListener(ln, tc)
+	}
+	n.servers = append(n.servers, srv)
+	n.setBound(kind, ln.Addr())
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("listener stopped", "kind", kind, "addr", addr, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) setBound(kind string, a net.Addr) {
+	n.mu.Lock()
+	n.bound[kind] = a
+	n.mu.Unlock()
+}
+
+// Addr returns the bound address of a listener: "dns/0", "http/0",
+// "https/0", "admin". Tests bind :0 and ask here.
+func (n *Node) Addr(kind string) net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.bound[kind]
+}
+
+// adminHandler serves /metrics, /health/live and /health/ready, and hands
+// everything else to the admin API when one is configured.
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !n.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			if n.Draining() {
+				_, _ = w.Write([]byte("draining\n"))
+			} else {
+				_, _ = w.Write([]byte("starting\n"))
+			}
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	if n.opts.Admin != nil {
+		mux.Handle("/", n.opts.Admin(n))
+	}
+	return mux
+}
+
+func proxyHostnames(cfg *config.Config) []string {
+	var out []string
+	for _, s := range cfg.Services {
+		if s.Mode == "proxy" {
+			out = append(out, s.Hostnames...)
+		}
+	}
+	return out
+}
+
+// httpPort is the port of the first http listener, where HTTP-01
+// challenges are answered.
+func httpPort(cfg *config.Config) int {
+	if len(cfg.Listen.HTTP) == 0 {
+		return 0
+	}
+	_, p, err := net.SplitHostPort(cfg.Listen.HTTP[0])
+	if err != nil {
+		return 0
+	}
+	port, _ := strconv.Atoi(p)
+	return port
+}

@@ -1,0 +1,307 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meridian-edge/meridian/certs"
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/dnsserver"
+	"github.com/meridian-edge/meridian/geo"
+	"github.com/meridian-edge/meridian/health"
+	"github.com/meridian-edge/meridian/proxy"
+	"github.com/meridian-edge/meridian/state"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are a node's injected edges.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Admin, when set, is served on listen.admin. The admin package
+	// provides it; the node only binds and stops it.
+	Admin func(*Node) http.Handler
+	// ConfigPath is the file Reload reads again.
+	ConfigPath string
+	// HealthTLS adds trusted roots for https probes (tests).
+	HealthTLS *health.Options
+}
+
+// Node is one running edge node.
+type Node struct {
+	log  *slog.Logger
+	now  func() time.Time
+	opts Options
+	reg  *prometheus.Registry
+	m    *metrics
+
+	started time.Time
+
+	// mu serialises every change: reloads, operator changes, rebuilds.
+	mu      sync.Mutex
+	cfg     *config.Config
+	gen     uint64 // config generation, rises on every successful reload
+	geo     *geo.DB
+	geoPath string
+	health  *health.Checker
+	store   state.Store
+	st      state.Snapshot
+	rttPrev map[string][]int // service → previous RTT ranking
+
+	view atomic.Pointer[View]
+
+	shifts *shifts // running shifts' windows (guarded by mu) and metrics
+
+	dns     *dnsserver.Server
+	proxy   *proxy.Proxy
+	certs   *certs.Manager
+	servers []*http.Server
+	bound   map[string]net.Addr // listener kind/address → bound address
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	kick     chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New prepares a node for cfg. Nothing is bound or started until Start.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	n := &Node{
+		log:     opts.Logger.With("component", "node"),
+		now:     opts.Now,
+		opts:    opts,
+		reg:     prometheus.NewRegistry(),
+		cfg:     cfg,
+		gen:     1,
+		rttPrev: map[string][]int{},
+		kick:    make(chan struct{}, 1),
+		bound:   map[string]net.Addr{},
+	}
+	n.m = newMetrics(n)
+	n.shifts = newShifts(n)
+	return n, nil
+}
+
+// Registry is the node's metrics registry.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Start opens the state and GeoIP databases, starts health checks, builds
+// the first snapshot and binds every listener. On error, whatever was
+// started is stopped.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.stop()
+		}
+	}()
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.started = n.now()
+	cfg := n.cfg
+
+	if err := n.openState(cfg); err != nil {
+		return err
+	}
+	db, err := geo.Open(cfg.GeoIP.Database)
+	if err != nil {
+		return fmt.Errorf("opening geoip database: %w", err)
+	}
+	n.geo, n.geoPath = db, cfg.GeoIP.Database
+
+	hopts := health.Options{}
+	if n.opts.HealthTLS != nil {
+		hopts = *n.opts.HealthTLS
+	}
+	hopts.Logger = n.opts.Logger
+	hopts.Now = n.now
+	hopts.Registerer = n.reg
+	hopts.OnChange = n.trigger
+	if n.health, err = health.New(cfg.Regions, hopts); err != nil {
+		return fmt.Errorf("preparing health checks: %w", err)
+	}
+
+	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
+	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+
+	n.mu.Lock()
+	err = n.rebuildLocked()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := n.health.Start(ctx); err != nil {
+		return fmt.Errorf("starting health checks: %w", err)
+	}
+	if err := n.listen(ctx, cfg); err != nil {
+		return err
+	}
+	n.wg.Add(2)
+	go n.loop(ctx)
+	go n.runShifts(ctx)
+	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
+	return nil
+}
+
+func (n *Node) openState(cfg *config.Config) error {
+	if cfg.State.Backend != "" && cfg.State.Backend != "file" {
+		return fmt.Errorf("state backend %q is not available in this build", cfg.State.Backend)
+	}
+	st, err := state.OpenFile(cfg.State.Path, state.FileOptions{Now: n.now, Logger: n.opts.Logger})
+	if err != nil {
+		return fmt.Errorf("opening state: %w", err)
+	}
+	n.store = st
+	snap, err := st.Load()
+	if err != nil {
+		return fmt.Errorf("loading state: %w", err)
+	}
+	if warnings := state.Prune(&snap, serviceRegions(cfg), regionNames(cfg)); len(warnings) > 0 {
+		for _, w := range warnings {
+			n.log.Warn("dropping persisted state", "reason", w)
+		}
+		// Save the pruned state, so that what was dropped stays dropped.
+		if snap, err = st.Update(func(s *state.Snapshot) error {
+			state.Prune(s, serviceRegions(cfg), regionNames(cfg))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("saving pruned state: %w", err)
+		}
+	}
+	n.st = snap
+	return nil
+}
+
+// loop rebuilds the snapshot when health changes, and once a second so
+// that measured RTTs reach proxy latency rankings.
+func (n *Node) loop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+		case <-t.C:
+			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() {
+				continue
+			}
+		}
+		n.mu.Lock()
+		if err := n.rebuildLocked(); err != nil {
+			n.log.Error("rebuilding snapshot", "err", err)
+		}
+		n.mu.Unlock()
+		n.updateReady()
+	}
+}
+
+// trigger asks the loop for a rebuild without blocking the caller.
+func (n *Node) trigger() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) updateReady() {
+	n.ready.Store(!n.draining.Load() && n.health != nil && n.health.Ready() && n.listening())
+}
+
+func (n *Node) listening() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.bound) > 0 || (len(n.cfg.Listen.DNS) == 0 && len(n.cfg.Listen.HTTP) == 0)
+}
+
+// Ready reports whether every listener is bound, the first health round
+// is done and the node is not draining.
+func (n *Node) Ready() bool {
+	n.updateReady()
+	return n.ready.Load()
+}
+
+// Draining reports whether shutdown has begun.
+func (n *Node) Draining() bool { return n.draining.Load() }
+
+// Shutdown drains: readiness turns false at once, the node serves on for
+// node.drain, then stops accepting and waits for in-flight requests up to
+// node.shutdown_timeout (or ctx).
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.draining.Store(true)
+	n.ready.Store(false)
+	n.mu.Lock()
+	drain, grace := n.cfg.Node.Drain.D(), n.cfg.Node.ShutdownTimeout.D()
+	n.mu.Unlock()
+	n.log.Info("draining", "drain", drain, "shutdown_timeout", grace)
+	select {
+	case <-time.After(drain):
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	var errs []error
+	for _, s := range n.servers {
+		if err := s.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.dns != nil {
+		if err := n.dns.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.stop()
+	n.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Close stops everything at once, without draining.
+func (n *Node) Close() error {
+	n.draining.Store(true)
+	for _, s := range n.servers {
+		_ = s.Close()
+	}
+	if n.dns != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.dns.Shutdown(ctx)
+		cancel()
+	}
+	n.stop()
+	return nil
+}
+
+// stop ends background work; safe after a partial start and twice.
+func (n *Node) stop() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if n.certs != nil {
+		n.certs.Stop()
+	}
+	if n.health != nil {
+		n.health.Stop()
+	}
+	if n.store != nil {
+		_ = n.store.Close()
+		n.store = nil
+	}
+	if n.geo != nil {
+		_ = n.geo.Close()
+		n.geo = nil
+	}
+}

@@ -1,0 +1,307 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meridian-edge/meridian/internal/version"
+	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/state"
+)
+
+// ServiceView is a service as the admin API shows it.
+type ServiceView struct {
+	Name      string              `json:"name"`
+	Hostnames []string            `json:"hostnames"`
+	Mode      string              `json:"mode"`
+	Policy    string              `json:"policy"`
+	Degraded  bool                `json:"degraded"`
+	Regions   []ServiceRegionView `json:"regions"`
+	ETag      string              `json:"etag"`
+}
+
+// ServiceRegionView is one region of a service.
+type ServiceRegionView struct {
+	Name     string `json:"name"`
+	Dial     int    `json:"dial"`
+	Up       bool   `json:"up"`
+	Override string `json:"override"`
+	Eligible bool   `json:"eligible"`
+}
+
+// RegionView is a region's health as the admin API shows it.
+type RegionView struct {
+	Name      string         `json:"name"`
+	Up        bool           `json:"up"`
+	Override  string         `json:"override"`
+	Effective bool           `json:"effective_up"`
+	RTTMillis float64        `json:"rtt_ms"`
+	Endpoints []EndpointView `json:"endpoints"`
+}
+
+// EndpointView is one endpoint's last check.
+type EndpointView struct {
+	Endpoint   string    `json:"endpoint"`
+	Up         bool      `json:"up"`
+	Ejected    bool      `json:"ejected,omitempty"`
+	RTTMillis  float64   `json:"rtt_ms"`
+	LastCheck  time.Time `json:"last_check"`
+	LastResult string    `json:"last_result"`
+}
+
+// StatusView is the node's status.
+type StatusView struct {
+	Node       string       `json:"node"`
+	Version    string       `json:"version"`
+	Uptime     string       `json:"uptime"`
+	Generation uint64       `json:"config_generation"`
+	Ready      bool         `json:"ready"`
+	Geo        string       `json:"geoip"`
+	Regions    []RegionView `json:"regions"`
+}
+
+// Status describes the node and every region.
+func (n *Node) Status() StatusView {
+	v := n.View()
+	sv := StatusView{
+		Node:       v.Config.Node.Name,
+		Version:    version.Version,
+		Uptime:     n.now().Sub(n.started).Round(time.Second).String(),
+		Generation: v.Generation,
+		Ready:      n.Ready(),
+	}
+	if v.Geo != nil {
+		sv.Geo = v.Geo.Description()
+	}
+	for i := range v.Config.Regions {
+		sv.Regions = append(sv.Regions, regionView(v, i))
+	}
+	return sv
+}
+
+func regionView(v *View, i int) RegionView {
+	cr := &v.Config.Regions[i]
+	pr := &v.Policy.Regions[i]
+	rv := RegionView{
+		Name:      cr.Name,
+		Up:        pr.Up,
+		Override:  pr.Override.String(),
+		Effective: pr.Override == policy.ForceUp || (pr.Override == policy.Auto && pr.Up),
+		RTTMillis: ms(pr.RTT),
+	}
+	for k, e := range cr.Endpoints {
+		ev := EndpointView{Endpoint: endpointName(e.URL, e.Address, e.Hostname), Up: true}
+		if v.Health != nil && i < len(v.Health.Regions) && k < len(v.Health.Regions[i].Endpoints) {
+			es := v.Health.Regions[i].Endpoints[k]
+			ev.Up, ev.Ejected, ev.RTTMillis = es.Up, es.Ejected, ms(es.RTT)
+			ev.LastCheck, ev.LastResult = es.LastCheck, es.LastResult
+		}
+		rv.Endpoints = append(rv.Endpoints, ev)
+	}
+	return rv
+}
+
+func endpointName(url string, addr netip.Addr, host string) string {
+	switch {
+	case url != "":
+		return url
+	case addr.IsValid():
+		return addr.String()
+	}
+	return host
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Services lists every service.
+func (n *Node) Services() []ServiceView {
+	v := n.View()
+	out := make([]ServiceView, 0, len(v.Config.Services))
+	for j := range v.Config.Services {
+		out = append(out, serviceView(v, j))
+	}
+	return out
+}
+
+// Service returns one service.
+func (n *Node) Service(name string) (ServiceView, error) {
+	v := n.View()
+	j := v.Policy.Service(name)
+	if j < 0 {
+		return ServiceView{}, errorf(ErrNotFound, "unknown service %q", name)
+	}
+	return serviceView(v, j), nil
+}
+
+func serviceView(v *View, j int) ServiceView {
+	cs := &v.Config.Services[j]
+	ps := &v.Policy.Services[j]
+	sv := ServiceView{
+		Name: cs.Name, Hostnames: cs.Hostnames, Mode: cs.Mode, Policy: cs.Policy,
+		Degraded: v.Degraded[j],
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%d|%s", v.Generation, cs.Name)
+	for p, ri := range ps.Regions {
+		r := &v.Policy.Regions[ri]
+		eligible := ps.Dials[p] > 0 && r.Override != policy.ForceDown && (r.Up || r.Override == policy.ForceUp)
+		sv.Regions = append(sv.Regions, ServiceRegionView{
+			Name: r.Name, Dial: ps.Dials[p], Up: r.Up, Override: r.Override.String(), Eligible: eligible,
+		})
+		fmt.Fprintf(h, "|%s=%d/%s", r.Name, ps.Dials[p], r.Override)
+	}
+	sv.ETag = `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
+	return sv
+}
+
+// Actor is who asks for a change: the admin token's name and the reason
+// given.
+type Actor struct {
+	Token  string
+	Reason string
+}
+
+// SetDials sets several dials of one service atomically. ifMatch, when not
+// empty, must equal the service's current ETag.
+func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, who Actor) (ServiceView, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.view.Load()
+	j := v.Policy.Service(service)
+	if j < 0 {
+		return ServiceView{}, errorf(ErrNotFound, "unknown service %q", service)
+	}
+	if ifMatch != "" && ifMatch != serviceView(v, j).ETag {
+		return ServiceView{}, errorf(ErrPrecondition, "service %q changed since %s", service, ifMatch)
+	}
+	if len(dials) == 0 {
+		return ServiceView{}, errorf(ErrInvalid, "no dials given")
+	}
+	cs := &v.Config.Services[j]
+	names := make([]string, 0, len(dials))
+	for r, d := range dials {
+		if !contains(cs.Regions, r) {
+			return ServiceView{}, errorf(ErrInvalid, "region %q is not a region of service %q", r, service)
+		}
+		if d < 0 || d > 100 {
+			return ServiceView{}, errorf(ErrInvalid, "dial %d for region %q is outside 0..100", d, r)
+		}
+		names = append(names, r)
+	}
+	if err := n.shiftConflictLocked(service, dials); err != nil {
+		return ServiceView{}, err
+	}
+	sort.Strings(names)
+	var audit []state.AuditEntry
+	for _, r := range names {
+		old := n.dial(cs, r)
+		audit = append(audit, state.AuditEntry{
+			Token: who.Token, Action: "dial", Target: service + "/" + r,
+			Old: strconv.Itoa(old), New: strconv.Itoa(dials[r]), Reason: who.Reason,
+		})
+	}
+	if err := n.changeLocked(func(s *state.Snapshot) error {
+		if s.Dials == nil {
+			s.Dials = map[string]map[string]int{}
+		}
+		if s.Dials[service] == nil {
+			s.Dials[service] = map[string]int{}
+		}
+		for r, d := range dials {
+			s.Dials[service][r] = d
+		}
+		return nil
+	}, audit...); err != nil {
+		return ServiceView{}, err
+	}
+	n.log.Info("dials changed", "service", service, "dials", dials, "token", who.Token, "reason", who.Reason)
+	return serviceView(n.view.Load(), j), nil
+}
+
+// SetOverride forces a region up or down, or back to auto.
+func (n *Node) SetOverride(region, health string, who Actor) (RegionView, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.view.Load()
+	i := v.Policy.Region(region)
+	if i < 0 {
+		return RegionView{}, errorf(ErrNotFound, "unknown region %q", region)
+	}
+	switch health {
+	case "up", "down", "auto":
+	default:
+		return RegionView{}, errorf(ErrInvalid, "health must be up, down or auto, not %q", health)
+	}
+	old := v.Policy.Regions[i].Override.String()
+	if err := n.changeLocked(func(s *state.Snapshot) error {
+		if s.Overrides == nil {
+			s.Overrides = map[string]state.Override{}
+		}
+		if health == "auto" {
+			delete(s.Overrides, region)
+		} else {
+			s.Overrides[region] = state.Override(health)
+		}
+		return nil
+	}, state.AuditEntry{Token: who.Token, Action: "override", Target: "region " + region, Old: old, New: health, Reason: who.Reason}); err != nil {
+		return RegionView{}, err
+	}
+	n.log.Info("region override changed", "region", region, "old", old, "new", health, "token", who.Token, "reason", who.Reason)
+	return regionView(n.view.Load(), i), nil
+}
+
+// changeLocked makes a change durable in the state store, then rebuilds
+// and publishes the snapshot. n.mu must be held.
+func (n *Node) changeLocked(fn func(*state.Snapshot) error, audit ...state.AuditEntry) error {
+	st, err := n.store.Update(fn, audit...)
+	if err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	n.st = st
+	return n.rebuildLocked()
+}
+
+// Explain returns the decision for a client address of a service.
+func (n *Node) Explain(service string, client netip.Addr) (*policy.Explanation, error) {
+	v := n.View()
+	j := v.Policy.Service(service)
+	if j < 0 {
+		return nil, errorf(ErrNotFound, "unknown service %q", service)
+	}
+	c := policy.Client{Addr: client}
+	if v.Geo != nil {
+		loc := v.Geo.Lookup(client)
+		c.Country, c.Continent, c.Subdivision = loc.Country, loc.Continent, loc.Subdivision
+		if loc.HasCoords {
+			c.Location = policy.Point{Lat: loc.Lat, Lon: loc.Lon, Valid: true}
+		}
+	}
+	_, ex := policy.Explain(v.Policy, j, &c)
+	return ex, nil
+}
+
+// Audit returns up to limit audit entries, newest first.
+func (n *Node) Audit(limit int) []state.AuditEntry {
+	v := n.View()
+	a := v.State.Audit
+	out := make([]state.AuditEntry, 0, min(limit, len(a)))
+	for i := len(a) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, a[i])
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return x == s
+		}
+	}
+	return false
+}
