@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/meridian-edge/meridian/config"
+)
+
+// childArgs, when set, makes the test binary run meridian's main with
+// these arguments (separated by the ASCII unit separator, 0x1f) instead of
+// the tests: a real process to send signals to.
+const childArgs = "MERIDIAN_TEST_MAIN_ARGS"
+
+func init() {
+	if a := os.Getenv(childArgs); a != "" {
+		os.Exit(run(strings.Split(a, "\x1f"), os.Stdout, os.Stderr))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("node:\n  name: x\n  drain: soon\nregions:\n  - name: a\n    endpoints: []\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MERIDIAN_OPS_TOKEN", "ops-secret")
+	t.Setenv("MERIDIAN_READ_TOKEN", "read-secret")
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		code     int
+		out, err []string
+	}{
+		{"example config", []string{"validate", "--config", "../../configs/example.yaml"}, 0, []string{"../../configs/example.yaml: ok"}, nil},
+		{"bench config", []string{"validate", "--config", "../../configs/bench.yaml"}, 0, []string{"ok"}, nil},
+		{"every error with file and line", []string{"validate", "--config", bad}, 1, nil,
+			[]string{bad + ":3: ", bad + ":6: ", bad + ":7: "}},
+		{"missing flag", []string{"validate"}, 2, nil, []string{"--config FILE is required"}},
+		{"missing file", []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, 1, nil, []string{"nope.yaml"}},
+		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}},
+		{"version", []string{"version"}, 0, []string{"meridian "}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(tt.args, &out, &errOut); code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, errOut.String())
+			}
+			for _, w := range tt.out {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("stdout %q lacks %q", out.String(), w)
+				}
+			}
+			for _, w := range tt.err {
+				if !strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr %q lacks %q", errOut.String(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestDemoConfigLoads(t *testing.T) {
+	t.Setenv("MERIDIAN_DEMO_TOKEN", "demo-secret")
+	path := filepath.Join(t.TempDir(), "demo.yaml")
+	text := strings.Replace(demoConfig, "STATE_PATH", filepath.Join(t.TempDir(), "state.json"), 1)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Regions) != 3 || len(cfg.Services) != 2 {
+		t.Fatalf("demo config: %d regions, %d services", len(cfg.Regions), len(cfg.Services))
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunSignals runs a real meridian process: SIGHUP reloads the config,
+// SIGTERM turns readiness to 503 at once, keeps answering for node.drain
+// and then exits 0.
+func TestRunSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	dir := t.TempDir()
+	dnsPort, adminPort := freePort(t), freePort(t)
+	cfgText := func(ttl string) string {
+		return fmt.Sprintf(`
+node: {name: sig-test, drain: 1s, shutdown_timeout: 2s}
+listen: {dns: ["127.0.0.1:%d"], admin: "127.0.0.1:%d"}
+state: {path: %s}
+regions:
+  - name: a
+    endpoints: [{address: 192.0.2.1}]
+    health: {type: none}
+zones:
+  - name: example.test
+    nameservers: [ns1.example.test]
+services:
+  - {name: api, hostnames: [api.example.test], policy: failover, regions: [a], ttl: %s}
+`, dnsPort, adminPort, filepath.Join(dir, "state.json"), ttl)
+	}
+	path := filepath.Join(dir, "meridian.yaml")
+	if err := os.WriteFile(path, []byte(cfgText("30s")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join([]string{"run", "--config", path}, "\x1f"))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("process log:\n%s", logs.String())
+		}
+	})
+
+	ready := fmt.Sprintf("http://127.0.0.1:%d/health/ready", adminPort)
+	status := func() int {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ttl := func() uint32 {
+		m := new(dns.Msg)
+		m.SetQuestion("api.example.test.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", dnsPort))
+		if err != nil || len(r.Answer) == 0 {
+			return 0
+		}
+		return r.Answer[0].Header().Ttl
+	}
+	poll(t, 10*time.Second, "ready", func() bool { return status() == 200 })
+	if got := ttl(); got != 30 {
+		t.Fatalf("ttl: got %d, want 30", got)
+	}
+
+	if err := os.WriteFile(path, []byte(cfgText("12s")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 5*time.Second, "reloaded ttl", func() bool { return ttl() == 12 })
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	poll(t, 500*time.Millisecond, "readiness 503", func() bool { return status() == 503 })
+	if got := ttl(); got != 12 {
+		t.Fatalf("during the drain the node must still answer: got ttl %d", got)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+		if el := time.Since(sent); el < time.Second {
+			t.Fatalf("exited after %v, before the 1s drain", el)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("process did not exit after SIGTERM")
+	}
+}
+
+func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
