@@ -138,7 +138,9 @@ services:
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		if err := <-exited; err != nil && t.Failed() {
+			t.Logf("process ended: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("process log:\n%s", logs.String())
 		}
@@ -146,7 +148,11 @@ services:
 
 	ready := fmt.Sprintf("http://127.0.0.1:%d/health/ready", adminPort)
 	status := func() int {
-		resp, err := http.Get(ready)
+		req, err := http.NewRequest(http.MethodGet, ready, nil)
+		if err != nil {
+			return 0
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0
 		}
