@@ -109,7 +109,17 @@ func startNode(t *testing.T, extra string) *testNode {
 		text = strings.ReplaceAll(text, "{{"+r+"}}", tn.ups[r].srv.URL)
 	}
 	tn.write(t, text)
-	cfg, err := config.Load(tn.path)
+	n := startFromFile(t, tn.path)
+	t.Cleanup(func() { _ = n.Close() })
+	tn.Node = n
+	waitFor(t, 3*time.Second, "node ready", n.Ready)
+	return tn
+}
+
+// startFromFile starts a node from a config file; the caller closes it.
+func startFromFile(t *testing.T, path string) *Node {
+	t.Helper()
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,17 +127,14 @@ func startNode(t *testing.T, extra string) *testNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	n, err := New(cfg, Options{Logger: log, ConfigPath: tn.path})
+	n, err := New(cfg, Options{Logger: log, ConfigPath: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = n.Close() })
-	tn.Node = n
-	waitFor(t, 3*time.Second, "node ready", n.Ready)
-	return tn
+	return n
 }
 
 func (tn *testNode) write(t *testing.T, text string) {

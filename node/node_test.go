@@ -136,17 +136,7 @@ func TestDialsPersistAcrossRestart(t *testing.T) {
 // startNode2 starts a second node from tn's config file.
 func startNode2(t *testing.T, tn *testNode) *Node {
 	t.Helper()
-	cfg, err := loadConfig(tn.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(cfg, Options{Logger: tn.log, ConfigPath: tn.path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	n := startFromFile(t, tn.path)
 	t.Cleanup(func() { _ = n.Close() })
 	return n
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -116,21 +114,7 @@ func newShiftEnv(t *testing.T) *shiftEnv {
 func (e *shiftEnv) start() {
 	t := e.t
 	t.Helper()
-	cfg, err := config.Load(e.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	n, err := New(cfg, Options{Logger: log, ConfigPath: e.path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	n := startFromFile(t, e.path)
 	e.n = n
 	waitFor(t, 3*time.Second, "both regions up", func() bool {
 		v := n.View()
