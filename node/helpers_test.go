@@ -189,8 +189,6 @@ func mustRead(t *testing.T, path string) string {
 	return string(b)
 }
 
-func loadConfig(path string) (*config.Config, error) { return config.Load(path) }
-
 func mustGather(t *testing.T, tn *testNode) []*dto.MetricFamily {
 	t.Helper()
 	mfs, err := tn.Registry().Gather()

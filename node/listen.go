@@ -90,10 +90,16 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 	}
 	n.servers = append(n.servers, srv)
 	n.setBound(kind, ln.Addr())
+	serve := srv.Serve
+	if kind != "admin" {
+		// http and https listeners: the proxy's fast path, which hands
+		// what it does not serve itself to srv.
+		serve = func(ln net.Listener) error { return n.proxy.Serve(ln, srv) }
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("listener stopped", "kind", kind, "addr", addr, "err", err)
 		}
 	}()

@@ -14,6 +14,23 @@
 // handler. Everything a request needs is precomputed per Update into an
 // immutable table swapped atomically, so the hot path takes no locks.
 //
+// Serve adds a fast path in front of that server (fast*.go): it serves
+// HTTP/1.1 requests of services whose endpoints are all http itself,
+// parsing heads in place and forwarding over pooled keep-alive upstream
+// connections, with no allocation per request, through the same
+// decision, endpoint choice, retry, health-report and metrics code as
+// ServeHTTP. Whatever it does not take (HTTP/2, HTTP/1.0, upgrades,
+// Expect, chunked or larger-than-max_retry_body request bodies, sticky
+// cookies, heads that do not parse cleanly or exceed 8 KiB) it hands, with
+// the bytes already read, to the *http.Server, which keeps the connection.
+// Differences that remain: the fast path does not notice a client leaving
+// while the upstream is still to answer (the request runs on and is
+// counted with the upstream's status, not 499), relays chunked bodies with
+// their chunk boundaries and extensions as the upstream sent them,
+// sniffs a missing Content-Type only for bodies that are not chunked (from
+// the bytes at hand), and closes a connection whose request body it did
+// not need (421, 503) instead of reading it.
+//
 // Behaviour worth knowing:
 //   - The original Host header is sent upstream (as Envoy, HAProxy and
 //     Caddy do); endpoint URLs choose the scheme, address, SNI and an

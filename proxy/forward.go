@@ -95,7 +95,12 @@ func singleJoiningSlash(a, b string) string {
 // forwardedElement is this hop's RFC 7239 Forwarded element.
 func forwardedElement(peer netip.Addr, host string, tls bool) string {
 	var buf [128]byte
-	b := append(buf[:0], "for="...)
+	return string(appendForwarded(buf[:0], peer, host, tls))
+}
+
+// appendForwarded appends this hop's RFC 7239 Forwarded element to b.
+func appendForwarded[S ~string | ~[]byte](b []byte, peer netip.Addr, host S, tls bool) []byte {
+	b = append(b, "for="...)
 	switch {
 	case peer.Is4():
 		b = peer.AppendTo(b)
@@ -106,7 +111,7 @@ func forwardedElement(peer netip.Addr, host string, tls bool) string {
 	default:
 		b = append(b, "unknown"...)
 	}
-	if host != "" {
+	if len(host) > 0 {
 		b = append(b, ";host="...)
 		b = appendToken(b, host)
 	}
@@ -115,12 +120,12 @@ func forwardedElement(peer netip.Addr, host string, tls bool) string {
 	} else {
 		b = append(b, ";proto=http"...)
 	}
-	return string(b)
+	return b
 }
 
 // appendToken appends v as an RFC 7230 token, or as a quoted string when
 // it holds other characters.
-func appendToken(b []byte, v string) []byte {
+func appendToken[S ~string | ~[]byte](b []byte, v S) []byte {
 	if isToken(v) {
 		return append(b, v...)
 	}
@@ -134,19 +139,22 @@ func appendToken(b []byte, v string) []byte {
 	return append(b, '"')
 }
 
-func isToken(v string) bool {
-	if v == "" {
+func isToken[S ~string | ~[]byte](v S) bool {
+	if len(v) == 0 {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-		if !ok {
+		if !tokenByte(v[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// tokenByte reports whether c may appear in an RFC 7230 token.
+func tokenByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // modifyResponse is ReverseProxy's ModifyResponse hook for the response

@@ -8,12 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/health"
@@ -118,6 +121,30 @@ func policyFor(t testing.TB, cfg *config.Config, hs *health.Snapshot) *policy.Sn
 	return s
 }
 
+// servePath is how a harness serves: net/http alone, or Serve's fast path
+// in front of it.
+type servePath bool
+
+const (
+	slowPath servePath = false
+	fastPath servePath = true
+)
+
+func (sp servePath) String() string {
+	if sp == fastPath {
+		return "fast"
+	}
+	return "slow"
+}
+
+// forPaths runs f as a subtest for each serve path.
+func forPaths(t *testing.T, f func(t *testing.T, path servePath)) {
+	t.Helper()
+	for _, sp := range []servePath{slowPath, fastPath} {
+		t.Run(sp.String(), func(t *testing.T) { f(t, sp) })
+	}
+}
+
 // harness is a proxy serving on a real loopback listener.
 type harness struct {
 	t    testing.TB
@@ -128,12 +155,15 @@ type harness struct {
 	srv  *http.Server
 	addr string // host:port of the proxy
 	c    *http.Client
+	// slowConns counts the client connections net/http served.
+	slowConns atomic.Int64
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newHarness starts a proxy for cfg. Tweaks are func(*Options) (before
-// New) or func(*http.Server) (before it serves).
+// New), func(*http.Server) (before it serves), a servePath (default
+// slowPath) or a net.Listener to serve on (instead of a new one).
 func newHarness(t testing.TB, cfg *config.Config, tweaks ...any) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, reg: prometheus.NewRegistry(), rep: &fakeReporter{}}
@@ -146,24 +176,41 @@ func newHarness(t testing.TB, cfg *config.Config, tweaks ...any) *harness {
 	h.p = New(opts)
 	h.update(nil)
 	h.srv = h.p.Server("127.0.0.1:0")
+	h.srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew && c.RemoteAddr().String() != drainRemote {
+			h.slowConns.Add(1)
+		}
+	}
+	path := slowPath
+	var ln net.Listener
 	for _, tw := range tweaks {
 		switch f := tw.(type) {
 		case func(*http.Server):
 			f(h.srv)
+		case servePath:
+			path = f
+		case net.Listener:
+			ln = f
 		case func(*Options):
 		default:
 			t.Fatalf("unknown harness tweak %T", tw)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.addr = ln.Addr().String()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := h.srv.Serve
+		if path == fastPath {
+			serve = func(ln net.Listener) error { return h.p.Serve(ln, h.srv) }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serving: %v", err)
 		}
 	}()
@@ -180,6 +227,15 @@ func newHarness(t testing.TB, cfg *config.Config, tweaks ...any) *harness {
 		h.p.Close()
 	})
 	return h
+}
+
+// checkFast fails the test when a fast-path harness handed a connection
+// to net/http.
+func (h *harness) checkFast(path servePath) {
+	h.t.Helper()
+	if n := h.slowConns.Load(); path == fastPath && n != 0 {
+		h.t.Errorf("net/http served %d connections, want 0 on the fast path", n)
+	}
 }
 
 // update gives the proxy a table built from the harness config and hs.
@@ -235,18 +291,24 @@ func upstream(t testing.TB, handler http.HandlerFunc) *httptest.Server {
 	return s
 }
 
-// deadURL returns an http URL of a loopback port nobody listens on.
+// deadURL returns an http URL of a loopback port nobody listens on. The
+// port stays bound (but not listening) until the test ends, so that no
+// other server of the test is given it: connecting is refused.
 func deadURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	return "http://" + addr
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 }
 
 // named answers 200 with its name and counts its requests.

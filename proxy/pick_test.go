@@ -108,80 +108,84 @@ func namedRegion(t *testing.T, region string, n int) (config.Region, []*named) {
 }
 
 func TestStickyClientIP(t *testing.T) {
-	ra, _ := namedRegion(t, "a", 4)
-	svc := proxyService("api", []string{testHost}, "a")
-	svc.Proxy.Sticky = "client-ip"
-	svc.Proxy.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	h := newHarness(t, &config.Config{Regions: []config.Region{ra}, Services: []config.Service{svc}})
-	seen := map[string]bool{}
-	for c := 0; c < 20; c++ {
-		client := fmt.Sprintf("203.0.113.%d", c)
-		first := ""
-		for i := 0; i < 5; i++ {
-			req := h.request(http.MethodGet, testHost, "/", nil)
-			req.Header.Set("X-Forwarded-For", client)
-			_, body := h.do(req)
-			if first == "" {
-				first = body
-			} else if body != first {
-				t.Fatalf("client %s went to %s, then %s", client, first, body)
+	forPaths(t, func(t *testing.T, path servePath) {
+		ra, _ := namedRegion(t, "a", 4)
+		svc := proxyService("api", []string{testHost}, "a")
+		svc.Proxy.Sticky = "client-ip"
+		svc.Proxy.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		h := newHarness(t, &config.Config{Regions: []config.Region{ra}, Services: []config.Service{svc}}, path)
+		seen := map[string]bool{}
+		for c := 0; c < 20; c++ {
+			client := fmt.Sprintf("203.0.113.%d", c)
+			first := ""
+			for i := 0; i < 5; i++ {
+				req := h.request(http.MethodGet, testHost, "/", nil)
+				req.Header.Set("X-Forwarded-For", client)
+				_, body := h.do(req)
+				if first == "" {
+					first = body
+				} else if body != first {
+					t.Fatalf("client %s went to %s, then %s", client, first, body)
+				}
 			}
+			seen[first] = true
 		}
-		seen[first] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("20 clients all went to %v, want them spread", seen)
-	}
+		if len(seen) < 2 {
+			t.Errorf("20 clients all went to %v, want them spread", seen)
+		}
+	})
 }
 
 func TestStickyCookie(t *testing.T) {
-	ra, _ := namedRegion(t, "a", 3)
-	rb, _ := namedRegion(t, "b", 1)
-	rc, _ := namedRegion(t, "c", 1)
-	svc := proxyService("api", []string{testHost}, "a", "b", "c")
-	svc.Proxy.Sticky = "cookie"
-	svc.Dials = map[string]int{"c": 0}
-	h := newHarness(t, &config.Config{Regions: []config.Region{ra, rb, rc}, Services: []config.Service{svc}})
+	forPaths(t, func(t *testing.T, path servePath) {
+		ra, _ := namedRegion(t, "a", 3)
+		rb, _ := namedRegion(t, "b", 1)
+		rc, _ := namedRegion(t, "c", 1)
+		svc := proxyService("api", []string{testHost}, "a", "b", "c")
+		svc.Proxy.Sticky = "cookie"
+		svc.Dials = map[string]int{"c": 0}
+		h := newHarness(t, &config.Config{Regions: []config.Region{ra, rb, rc}, Services: []config.Service{svc}}, path)
 
-	get := func(cookie string) (body, setCookie string) {
-		t.Helper()
-		req := h.request(http.MethodGet, testHost, "/", nil)
-		if cookie != "" {
-			req.Header.Set("Cookie", cookie)
-		}
-		resp, body := h.do(req)
-		return body, resp.Header.Get("Set-Cookie")
-	}
-	body, set := get("")
-	if !strings.HasPrefix(body, "a") || !strings.HasPrefix(set, "meridian_region=a:") {
-		t.Fatalf("first request: got %q with Set-Cookie %q, want region a and its cookie", body, set)
-	}
-	if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "Path=/") {
-		t.Errorf("got Set-Cookie %q, want Path=/ and HttpOnly", set)
-	}
-	cookie, _, _ := strings.Cut(set, ";")
-	for i := 0; i < 10; i++ {
-		if b, s := get(cookie); b != body || s != "" {
-			t.Fatalf("with cookie %s: got %q (Set-Cookie %q), want %q and no new cookie", cookie, b, s, body)
-		}
-	}
-
-	tests := []struct {
-		name, cookie, want, wantSet string
-	}{
-		{"eligible second region honoured", "meridian_region=b", "b0", "meridian_region=b:"},
-		{"drained region ignored", "meridian_region=c", "a", "meridian_region=a:"},
-		{"unknown region ignored", "meridian_region=zz:1234", "a", "meridian_region=a:"},
-		{"stale endpoint id: region kept", "meridian_region=b:ffff", "b0", "meridian_region=b:"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b, s := get(tc.cookie)
-			if !strings.HasPrefix(b, tc.want) || !strings.HasPrefix(s, tc.wantSet) {
-				t.Errorf("got %q with Set-Cookie %q, want %q and %q…", b, s, tc.want, tc.wantSet)
+		get := func(cookie string) (body, setCookie string) {
+			t.Helper()
+			req := h.request(http.MethodGet, testHost, "/", nil)
+			if cookie != "" {
+				req.Header.Set("Cookie", cookie)
 			}
-		})
-	}
+			resp, body := h.do(req)
+			return body, resp.Header.Get("Set-Cookie")
+		}
+		body, set := get("")
+		if !strings.HasPrefix(body, "a") || !strings.HasPrefix(set, "meridian_region=a:") {
+			t.Fatalf("first request: got %q with Set-Cookie %q, want region a and its cookie", body, set)
+		}
+		if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "Path=/") {
+			t.Errorf("got Set-Cookie %q, want Path=/ and HttpOnly", set)
+		}
+		cookie, _, _ := strings.Cut(set, ";")
+		for i := 0; i < 10; i++ {
+			if b, s := get(cookie); b != body || s != "" {
+				t.Fatalf("with cookie %s: got %q (Set-Cookie %q), want %q and no new cookie", cookie, b, s, body)
+			}
+		}
+
+		tests := []struct {
+			name, cookie, want, wantSet string
+		}{
+			{"eligible second region honoured", "meridian_region=b", "b0", "meridian_region=b:"},
+			{"drained region ignored", "meridian_region=c", "a", "meridian_region=a:"},
+			{"unknown region ignored", "meridian_region=zz:1234", "a", "meridian_region=a:"},
+			{"stale endpoint id: region kept", "meridian_region=b:ffff", "b0", "meridian_region=b:"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				b, s := get(tc.cookie)
+				if !strings.HasPrefix(b, tc.want) || !strings.HasPrefix(s, tc.wantSet) {
+					t.Errorf("got %q with Set-Cookie %q, want %q and %q…", b, s, tc.want, tc.wantSet)
+				}
+			})
+		}
+	})
 }
 
 // healthSnapshot marks the endpoints listed in down (region → endpoints)
@@ -206,30 +210,32 @@ func healthSnapshot(cfg *config.Config, down map[int][]int, ejected bool) *healt
 }
 
 func TestEndpointHealth(t *testing.T) {
-	ra, ua := namedRegion(t, "a", 3)
-	rb, ub := namedRegion(t, "b", 1)
-	cfg := &config.Config{Regions: []config.Region{ra, rb}, Services: []config.Service{proxyService("api", []string{testHost}, "a", "b")}}
-	h := newHarness(t, cfg)
+	forPaths(t, func(t *testing.T, path servePath) {
+		ra, ua := namedRegion(t, "a", 3)
+		rb, ub := namedRegion(t, "b", 1)
+		cfg := &config.Config{Regions: []config.Region{ra, rb}, Services: []config.Service{proxyService("api", []string{testHost}, "a", "b")}}
+		h := newHarness(t, cfg, path)
 
-	h.update(healthSnapshot(cfg, map[int][]int{0: {0, 2}}, false))
-	for i := 0; i < 20; i++ {
-		if _, body := h.get(testHost, "/"); body != "a1" {
-			t.Fatalf("request %d went to %s, want a1, the only healthy endpoint", i, body)
+		h.update(healthSnapshot(cfg, map[int][]int{0: {0, 2}}, false))
+		for i := 0; i < 20; i++ {
+			if _, body := h.get(testHost, "/"); body != "a1" {
+				t.Fatalf("request %d went to %s, want a1, the only healthy endpoint", i, body)
+			}
 		}
-	}
-	// All of a ejected while the region still counts as up: b serves.
-	h.update(healthSnapshot(cfg, map[int][]int{0: {0, 1, 2}}, true))
-	for i := 0; i < 10; i++ {
-		if _, body := h.get(testHost, "/"); body != "b0" {
-			t.Fatalf("request %d went to %s, want b0", i, body)
+		// All of a ejected while the region still counts as up: b serves.
+		h.update(healthSnapshot(cfg, map[int][]int{0: {0, 1, 2}}, true))
+		for i := 0; i < 10; i++ {
+			if _, body := h.get(testHost, "/"); body != "b0" {
+				t.Fatalf("request %d went to %s, want b0", i, body)
+			}
 		}
-	}
-	// Nothing usable anywhere: every endpoint is tried rather than none.
-	h.update(healthSnapshot(cfg, map[int][]int{0: {0, 1, 2}, 1: {0}}, false))
-	if resp, body := h.get(testHost, "/"); resp.StatusCode != 200 || !strings.HasPrefix(body, "a") {
-		t.Errorf("nothing healthy: got %d %q, want 200 from a", resp.StatusCode, body)
-	}
-	if a := ua[0].count() + ua[1].count() + ua[2].count(); a != 21 || ub[0].count() != 10 {
-		t.Errorf("got %d hits in a and %d in b, want 21 and 10", a, ub[0].count())
-	}
+		// Nothing usable anywhere: every endpoint is tried rather than none.
+		h.update(healthSnapshot(cfg, map[int][]int{0: {0, 1, 2}, 1: {0}}, false))
+		if resp, body := h.get(testHost, "/"); resp.StatusCode != 200 || !strings.HasPrefix(body, "a") {
+			t.Errorf("nothing healthy: got %d %q, want 200 from a", resp.StatusCode, body)
+		}
+		if a := ua[0].count() + ua[1].count() + ua[2].count(); a != 21 || ub[0].count() != 10 {
+			t.Errorf("got %d hits in a and %d in b, want 21 and 10", a, ub[0].count())
+		}
+	})
 }

@@ -101,6 +101,9 @@ func (p *Proxy) Close() {
 	for _, s := range p.services {
 		s.transport.CloseIdleConnections()
 	}
+	for _, st := range p.endpoints {
+		st.fast.closeIdle()
+	}
 }
 
 // ServeHTTP steers one request: route by Host, decide the regions, forward

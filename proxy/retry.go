@@ -48,31 +48,8 @@ func (retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.attempts++
 		resp, err := ex.svc.st.transport.RoundTrip(req)
 		f, reason := ex.judge(req, resp, err)
-		if f == failNone || f == failGone || !ex.mayRetry(f) {
+		if !ex.advance(f, reason) {
 			return resp, err
-		}
-		// A retrying request holds one slot of the budget until it ends.
-		// Retries after a connect failure take none: the request never
-		// reached an upstream, so they add no load to any.
-		take := f != failConnect && !ex.budgeted
-		if take && !ex.svc.st.load.acquire(ex.svc.budget) {
-			return resp, err
-		}
-		prev := ex.ep
-		next := ex.next()
-		if next == nil {
-			if take {
-				ex.svc.st.load.retrying.Add(-1)
-			}
-			return resp, err
-		}
-		ex.budgeted = ex.budgeted || take
-		ex.retries++
-		prev.st.inflight.Add(-1)
-		ex.ep = next
-		ex.svc.rm[prev.region.idx].retry(reason)
-		if next.region != prev.region {
-			ex.p.met.failover(ex.svc.name, prev.region.name, next.region.name)
 		}
 		if resp != nil {
 			_, _ = io.CopyN(io.Discard, resp.Body, drainLimit) // only to reuse the connection
@@ -82,19 +59,45 @@ func (retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// advance applies the retry rules to an attempt judged f: when the
+// request may be retried, it moves the exchange to the next endpoint,
+// counts the retry (and failover) and returns true. Both the net/http
+// path and the fast path retry through here.
+func (ex *exchange) advance(f failure, reason string) bool {
+	if f == failNone || f == failGone || !ex.mayRetry(f) {
+		return false
+	}
+	// A retrying request holds one slot of the budget until it ends.
+	// Retries after a connect failure take none: the request never
+	// reached an upstream, so they add no load to any.
+	take := f != failConnect && !ex.budgeted
+	if take && !ex.svc.st.load.acquire(ex.svc.budget) {
+		return false
+	}
+	prev := ex.ep
+	next := ex.next()
+	if next == nil {
+		if take {
+			ex.svc.st.load.retrying.Add(-1)
+		}
+		return false
+	}
+	ex.budgeted = ex.budgeted || take
+	ex.retries++
+	prev.st.inflight.Add(-1)
+	ex.ep = next
+	ex.svc.rm[prev.region.idx].retry(reason)
+	if next.region != prev.region {
+		ex.p.met.failover(ex.svc.name, prev.region.name, next.region.name)
+	}
+	return true
+}
+
 // judge classifies an attempt's result and reports the outcome to passive
 // health; the reason names the retry_on condition that matched.
 func (ex *exchange) judge(req *http.Request, resp *http.Response, err error) (failure, string) {
 	if err == nil {
-		if resp.StatusCode >= 500 {
-			ex.report(health.Outcome5xx)
-		} else {
-			ex.report(health.OutcomeSuccess)
-		}
-		if reason, ok := ex.svc.retryOn.status(resp.StatusCode); ok {
-			return failStatus, reason
-		}
-		return failNone, ""
+		return ex.judgeStatus(resp.StatusCode)
 	}
 	ctx := req.Context()
 	if ex.clientAtFault(ctx) {
@@ -107,6 +110,25 @@ func (ex *exchange) judge(req *http.Request, resp *http.Response, err error) (fa
 	if ctx.Err() != nil {
 		return failGone, "" // the client left: not the endpoint's fault
 	}
+	return ex.judgeError(err)
+}
+
+// judgeStatus judges an attempt that got a response head with code.
+func (ex *exchange) judgeStatus(code int) (failure, string) {
+	if code >= 500 {
+		ex.report(health.Outcome5xx)
+	} else {
+		ex.report(health.OutcomeSuccess)
+	}
+	if reason, ok := ex.svc.retryOn.status(code); ok {
+		return failStatus, reason
+	}
+	return failNone, ""
+}
+
+// judgeError judges an attempt that failed with err while the request as
+// a whole was still live.
+func (ex *exchange) judgeError(err error) (failure, string) {
 	switch {
 	case isConnectError(err):
 		ex.report(health.OutcomeConnectFailure)

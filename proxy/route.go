@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -11,16 +12,49 @@ import (
 // connections whose SNI names another service, it returns nil as well: the
 // client must open a new connection (421).
 func (t *table) route(r *http.Request) *service {
-	svc := t.lookup(r.Host)
+	sni := ""
+	if r.TLS != nil {
+		sni = r.TLS.ServerName
+	}
+	return t.withSNI(t.lookup(r.Host), sni)
+}
+
+// withSNI completes a Host lookup: the default service when the Host
+// matched none, and nil when a TLS connection's SNI names another service.
+func (t *table) withSNI(svc *service, sni string) *service {
 	if svc == nil {
 		svc = t.fallback
 	}
-	if svc != nil && r.TLS != nil && r.TLS.ServerName != "" {
-		if s := t.lookup(r.TLS.ServerName); s != nil && s != svc {
+	if svc != nil && sni != "" {
+		if s := t.lookup(sni); s != nil && s != svc {
 			return nil
 		}
 	}
 	return svc
+}
+
+// lookupBytes is lookup for a Host value in a byte slice; it does not
+// allocate.
+func (t *table) lookupBytes(host []byte) *service {
+	if len(host) > 0 && host[0] == '[' {
+		if i := bytes.IndexByte(host, ']'); i > 0 {
+			host = host[1:i]
+		}
+	} else if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host, ':') == i {
+		host = host[:i]
+	}
+	host = bytes.TrimSuffix(host, []byte("."))
+	var buf [256]byte
+	if len(host) > len(buf) {
+		return nil // no configured hostname is that long
+	}
+	for i, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return t.hosts[string(buf[:len(host)])]
 }
 
 // lookup finds the service owning hostname host (which may carry a port).

@@ -49,17 +49,20 @@ type table struct {
 
 // service is a proxy-mode service with its settings resolved.
 type service struct {
-	idx      int // index in Config.Services and Policy.Services
-	name     string
-	st       *serviceState
-	retries  int
-	retryOn  retryOn
-	budget   float64 // share of requests in flight
-	maxBody  int64
-	timeout  time.Duration
-	sticky   stickyMode
-	trusted  []netip.Prefix
-	needGeo  bool
+	idx     int // index in Config.Services and Policy.Services
+	name    string
+	st      *serviceState
+	retries int
+	retryOn retryOn
+	budget  float64 // share of requests in flight
+	maxBody int64
+	timeout time.Duration
+	sticky  stickyMode
+	trusted []netip.Prefix
+	needGeo bool
+	// plain: every endpoint of every region of the service is http, so
+	// the fast path may forward its requests.
+	plain    bool
 	failOpen prometheus.Counter
 	// rm holds the metric children per config region index; nil for
 	// regions the service does not use.
@@ -147,7 +150,11 @@ func (p *Proxy) Update(in Input) error {
 			svc.failOpen = p.failOpen.WithLabelValues(svc.name)
 		}
 		svc.rm = make([]*regionMetrics, len(regions))
+		svc.plain = true
 		for _, ri := range in.Policy.Services[svc.idx].Regions {
+			for _, ep := range regions[ri].eps {
+				svc.plain = svc.plain && ep.url.Scheme == "http"
+			}
 			k := pairKey{service: svc.name, region: regions[ri].name}
 			rm := p.pairs[k]
 			if rm == nil {
@@ -166,9 +173,10 @@ func (p *Proxy) Update(in Input) error {
 	}
 	p.tab.Store(tab)
 
-	for k := range p.endpoints {
+	for k, st := range p.endpoints {
 		if !liveEPs[k] {
 			delete(p.endpoints, k)
+			st.fast.retire() // requests in flight close theirs when done
 		}
 	}
 	for name, st := range p.services {

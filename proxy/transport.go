@@ -28,6 +28,7 @@ type endpointKey struct{ region, url string }
 // endpointState is what outlives a routing table for one endpoint.
 type endpointState struct {
 	inflight atomic.Int64 // attempts in flight, for least-loaded picks
+	fast     upPool       // the fast path's idle connections (fast_upstream.go)
 }
 
 // transportKey is the service settings its transport is built from.

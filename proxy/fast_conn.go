@@ -1,0 +1,303 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fconn is one client connection on the fast path. Only its own
+// goroutine touches it, but for state, which shutdown reads.
+type fconn struct {
+	fs     *fastServer
+	c      net.Conn
+	tls    *tls.ConnectionState // nil on cleartext
+	peer   netip.Addr           // unmapped, without zone
+	peerIP string               // as X-Forwarded-For names it
+	state  atomic.Int32
+	in     inbuf
+	bw     *bufio.Writer
+
+	rq      reqHead
+	rs      respHead
+	wire    []byte // the request as sent upstream: head, then body
+	scratch []byte
+	target  []byte // the client's request target, kept past the body read
+	nread   int    // response bytes read from the upstream in this attempt
+	sent    bool   // the request was written upstream in this attempt
+}
+
+// Connection states, for shutdown.
+const (
+	connIdle   int32 = iota // waiting for a request: shutdown closes it
+	connActive              // a request is in progress
+	connClosed              // closed by shutdown
+)
+
+var fconnPool = sync.Pool{New: func() any {
+	return &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
+}}
+
+func newFconn(fs *fastServer, c net.Conn) *fconn {
+	fc := fconnPool.Get().(*fconn)
+	fc.fs, fc.c = fs, c
+	fc.bw.Reset(c)
+	fc.state.Store(connIdle)
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		fc.peer = ap.Addr().Unmap().WithZone("")
+	}
+	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		fc.peerIP = host
+	}
+	return fc
+}
+
+// release returns the connection's buffers to the pool.
+func (fc *fconn) release() {
+	fc.bw.Reset(nil)
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP = nil, nil, nil, netip.Addr{}, ""
+	fc.in.r, fc.in.w = 0, 0
+	if cap(fc.wire) > 128<<10 {
+		fc.wire = nil // a large body's buffer is not kept
+	}
+	clear(fc.rq.fields[:])
+	clear(fc.rs.fields)
+	fconnPool.Put(fc)
+}
+
+// setActive marks a request in progress; false when shutdown closed the
+// connection first.
+func (fc *fconn) setActive() bool { return fc.state.CompareAndSwap(connIdle, connActive) }
+
+// setIdle marks the connection idle; false when the server is shutting
+// down, and the connection must close.
+func (fc *fconn) setIdle() bool {
+	fc.state.Store(connIdle)
+	return !fc.fs.shutting.Load()
+}
+
+// serve runs the connection until it closes or is handed to net/http;
+// it returns true in the second case.
+func (fc *fconn) serve() (handed bool) {
+	if tc, ok := fc.c.(*tls.Conn); ok {
+		h2, ok := fc.handshake(tc)
+		if !ok {
+			return false
+		}
+		if h2 {
+			fc.handoff(false)
+			return true
+		}
+	}
+	for first := true; ; first = false {
+		n, ok := fc.readHead(first)
+		if !ok {
+			return false
+		}
+		if n < 0 {
+			fc.handoff(true)
+			return true
+		}
+		switch fc.handle(n) {
+		case doClose:
+			return false
+		case doHandoff:
+			fc.handoff(true)
+			return true
+		}
+	}
+}
+
+// handshake runs the TLS handshake within the read-header timeout and
+// reports whether the client chose HTTP/2.
+func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
+	d := time.Now().Add(fc.fs.readHeader)
+	_ = tc.SetDeadline(d) // a failed deadline shows as a failed handshake
+	ctx, cancel := context.WithDeadline(context.Background(), d)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		fc.fs.p.log.Debug("tls handshake failed", "peer", fc.peerIP, "err", err)
+		return false, false
+	}
+	st := tc.ConnectionState()
+	fc.tls = &st
+	return st.NegotiatedProtocol == "h2", true
+}
+
+// readHead waits for a complete request head in the buffer and returns its
+// length, or -1 when the head does not fit (net/http takes it). It returns
+// false when the connection is to close: idle or header timeout, the
+// client went away, or shutdown.
+func (fc *fconn) readHead(first bool) (int, bool) {
+	fs := fc.fs
+	if len(fc.in.buffered()) == 0 {
+		if !fc.setIdle() {
+			return 0, false
+		}
+		wait := fs.idle
+		if first {
+			wait = fs.readHeader
+		}
+		_ = fc.c.SetReadDeadline(time.Now().Add(wait)) // failing, the read fails too
+		k, err := fc.in.fill(fc.c, true)
+		if !fc.setActive() || k == 0 {
+			_ = err // timeout, EOF or reset: the connection is done
+			return 0, false
+		}
+		if !first {
+			if n := headEnd(fc.in.buffered(), 0); n >= 0 {
+				return n, true
+			}
+			_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
+		}
+	} else if n := headEnd(fc.in.buffered(), 0); n >= 0 {
+		return n, true // pipelined: the next head is here already
+	} else if !first {
+		_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
+	}
+	for from := 0; ; {
+		b := fc.in.buffered()
+		if n := headEnd(b, from); n >= 0 {
+			return n, true
+		}
+		from = len(b)
+		k, err := fc.in.fill(fc.c, true)
+		if err == errBufferFull {
+			return -1, true
+		}
+		if k == 0 {
+			return 0, false
+		}
+	}
+}
+
+// Outcomes of handling one request.
+type action uint8
+
+const (
+	doNext    action = iota // read the next request
+	doClose                 // close the connection
+	doHandoff               // give the connection to net/http, this request first
+)
+
+// handle serves the request whose head is the first n buffered bytes, or
+// decides that net/http must.
+func (fc *fconn) handle(n int) action {
+	fs, rq := fc.fs, &fc.rq
+	if !rq.parse(fc.in.buffered()[:n]) {
+		return doHandoff
+	}
+	tab := fs.p.tab.Load()
+	if tab == nil || !fs.direct && bytes.HasPrefix(rq.target, []byte("/.well-known/")) {
+		return doHandoff
+	}
+	sni := ""
+	if fc.tls != nil {
+		sni = fc.tls.ServerName
+	}
+	svc := tab.withSNI(tab.lookupBytes(rq.host), sni)
+	if svc == nil {
+		return fc.misdirected(n)
+	}
+	if !svc.plain || svc.sticky == stickyCookie || rq.clen > svc.maxBody {
+		return doHandoff
+	}
+	return fc.forward(tab, svc, n)
+}
+
+// misdirected answers 421 for a Host no service owns.
+func (fc *fconn) misdirected(n int) action {
+	rq := &fc.rq
+	msg := append(fc.scratch[:0], "meridian: no service for host "...)
+	msg = strconv.AppendQuote(msg, string(rq.host))
+	msg = append(msg, '\n')
+	fc.scratch = msg
+	closing := rq.conn.close || rq.clen > 0 // an unread body ends the connection
+	fc.in.consume(n)
+	if err := fc.writePlain(421, msg, nil, closing); err != nil || fc.bw.Flush() != nil || closing {
+		return doClose
+	}
+	return doNext
+}
+
+// writePlain buffers a short plain-text answer, with the fields net/http's
+// server and plainError give it.
+func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) error {
+	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
+	b := appendStatus(fc.wire[:0], code)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+	if rg != nil {
+		b = append(b, "X-Meridian-Region: "...)
+		b = append(b, rg.name...)
+		b = append(b, "\r\n"...)
+	}
+	b = appendDate(b)
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = append(b, "\r\n"...)
+	if closing {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, msg...)
+	fc.wire = b
+	_, err := fc.bw.Write(b)
+	return err
+}
+
+// handoff gives the connection to net/http: the bytes already read are
+// replayed first when replay is set.
+func (fc *fconn) handoff(replay bool) {
+	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
+	conn := fc.c
+	if replay {
+		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered())}
+		conn = h
+		if fc.tls != nil {
+			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
+		}
+	}
+	fc.in.r, fc.in.w = 0, 0
+	fc.fs.hand.deliver(conn)
+}
+
+// handedConn is a connection handed to net/http mid-stream: it reads the
+// bytes the fast path had buffered before the rest.
+type handedConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (h *handedConn) Read(p []byte) (int, error) {
+	if len(h.buf) > 0 {
+		n := copy(p, h.buf)
+		h.buf = h.buf[n:]
+		return n, nil
+	}
+	return h.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection, so that net/http can close it
+// after an error without resetting it.
+func (h *handedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handedTLSConn is a handed TLS connection: net/http takes its
+// ConnectionState for Request.TLS.
+type handedTLSConn struct {
+	*handedConn
+	state tls.ConnectionState
+}
+
+func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }

@@ -1,0 +1,365 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/meridian-edge/meridian/health"
+)
+
+// forward steers one request on the fast path, the way ServeHTTP does:
+// the same decision, endpoint choice, retries, failover, passive health
+// reports and accounting (finish), over pooled upstream connections.
+func (fc *fconn) forward(tab *table, svc *service, n int) action {
+	p := fc.fs.p
+	ex := p.pool.Get().(*exchange)
+	ex.p, ex.tab, ex.svc = p, tab, svc
+	ex.start = p.now()
+	svc.st.load.active.Add(1)
+	finished := false
+	defer func() {
+		if !finished { // a panic
+			p.finish(ex)
+		}
+	}()
+	act := fc.exchange(ex, n)
+	// Accounted before the last bytes leave, as on the net/http path,
+	// where the server flushes once the handler is done.
+	finished = true
+	p.finish(ex)
+	if err := fc.bw.Flush(); err != nil {
+		return doClose
+	}
+	return act
+}
+
+// exchange runs the request of an exchange up to its last response bytes,
+// which it leaves buffered.
+func (fc *fconn) exchange(ex *exchange, n int) action {
+	rq, svc := &fc.rq, ex.svc
+	whole := time.Now().Add(svc.timeout)
+
+	ex.trusted = svc.trusts(fc.peer)
+	ex.idem = rq.method.idempotent() || rq.idemKey
+	ex.client = fc.peer
+	if ex.trusted && rq.xff {
+		var vals [4]string
+		ex.client = svc.clientFromXFF(fc.peer, rq.xffValues(vals[:0]))
+	}
+	ex.decide(nil) // sticky cookies never take the fast path
+	closing := rq.conn.close
+	if !ex.d.NoData {
+		if ex.d.FailOpen && svc.failOpen != nil {
+			svc.failOpen.Inc()
+		}
+		ex.ep = ex.next()
+	}
+	if ex.d.NoData || ex.ep == nil {
+		msg := "meridian: no endpoint may serve this request\n"
+		if ex.d.NoData {
+			msg = "meridian: no region may serve this request\n"
+		}
+		ex.code = http.StatusServiceUnavailable
+		fc.in.consume(n)
+		closing = closing || rq.clen > 0 // the body was not read
+		if err := fc.writePlain(ex.code, []byte(msg), nil, closing); err != nil || closing {
+			return doClose
+		}
+		return doNext
+	}
+
+	// The request for the upstream, then its body after it: the head's
+	// bytes in the client buffer are done with once it is built.
+	m, clen := rq.method, rq.clen
+	fc.target = append(fc.target[:0], rq.target...)
+	fc.wire = fc.appendRequest(fc.wire[:0], ex, rq)
+	line := indexByte(fc.wire, '\n') + 1
+	fc.in.consume(n)
+	if clen > 0 {
+		if code, msg := fc.readBody(clen, whole); code != 0 {
+			ex.code = code
+			_ = fc.writePlain(code, []byte(msg), nil, true) // closing anyway
+			return doClose
+		}
+		ex.hasBody = true
+		ex.replay = fc.wire[len(fc.wire)-int(clen):]
+	}
+	_ = fc.c.SetWriteDeadline(whole) // failing, the writes fail too
+
+	var (
+		u   *upConn
+		err error
+	)
+	for {
+		ex.attempts++
+		u, err = fc.roundTrip(ex, whole)
+		var f failure
+		var reason string
+		switch {
+		case err == nil:
+			f, reason = ex.judgeStatus(fc.rs.code)
+		case !time.Now().Before(whole):
+			ex.report(health.OutcomeTimeout)
+			f = failGone
+		default:
+			f, reason = ex.judgeError(err)
+		}
+		prev := ex.ep
+		if !ex.advance(f, reason) {
+			break
+		}
+		if u != nil {
+			fc.dropResponse(prev, u, m == methodHead)
+		}
+		if !plainBase(prev) || !plainBase(ex.ep) {
+			line = fc.retarget(ex, m, line, clen)
+		}
+	}
+	if err == nil && fc.rs.code == http.StatusSwitchingProtocols {
+		u.close()
+		err = errSwitchRefused
+	}
+	if err != nil {
+		return fc.failed(ex, err, whole, closing)
+	}
+	return fc.respond(ex, u, m == methodHead, whole, closing)
+}
+
+// readBody appends the request body to the wire. On failure it returns the
+// status and message ServeHTTP answers with.
+func (fc *fconn) readBody(clen int64, whole time.Time) (int, string) {
+	b := fc.in.buffered()
+	if int64(len(b)) > clen {
+		b = b[:clen]
+	}
+	fc.wire = append(fc.wire, b...)
+	fc.in.consume(len(b))
+	rest := int(clen) - len(b)
+	if rest == 0 {
+		return 0, ""
+	}
+	start := len(fc.wire)
+	fc.wire = slices.Grow(fc.wire, rest)[:start+rest]
+	// A client may not dribble its body for longer than the request may
+	// take, as on the net/http path.
+	_ = fc.c.SetReadDeadline(whole) // failing, the read fails too
+	if _, err := io.ReadFull(fc.c, fc.wire[start:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return http.StatusRequestTimeout, "meridian: request body too slow\n"
+		}
+		return http.StatusBadRequest, "meridian: reading request body failed\n"
+	}
+	return 0, ""
+}
+
+// plainBase reports whether an endpoint takes the client's target as it is.
+func plainBase(ep *endpoint) bool {
+	return (ep.url.Path == "" || ep.url.Path == "/") && ep.url.RawQuery == ""
+}
+
+// methodNames are the fast path's methods as sent.
+var methodNames = [...]string{
+	methodGet: "GET", methodHead: "HEAD", methodPost: "POST", methodPut: "PUT",
+	methodDelete: "DELETE", methodOptions: "OPTIONS", methodPatch: "PATCH",
+}
+
+// retarget rewrites the request line of the wire for the exchange's
+// current endpoint; it returns the new line's length.
+func (fc *fconn) retarget(ex *exchange, m method, line int, clen int64) int {
+	b := append(fc.scratch[:0], methodNames[m]...)
+	b = append(b, ' ')
+	b = appendTarget(b, ex, fc.target)
+	b = append(b, " HTTP/1.1\r\n"...)
+	newLine := len(b)
+	b = append(b, fc.wire[line:]...)
+	fc.scratch, fc.wire = fc.wire, b
+	if clen > 0 {
+		ex.replay = fc.wire[len(fc.wire)-int(clen):]
+	}
+	return newLine
+}
+
+// roundTrip sends the request to the exchange's endpoint and reads the
+// response head into fc.rs, relaying 1xx responses to the client. A
+// pooled connection the upstream closed meanwhile is replaced by a new one
+// once for an idempotent request; a request that is not idempotent only
+// takes a pooled connection that is checked to be open.
+func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
+	ep, now := ex.ep, time.Now()
+	deadline := whole
+	if h := ex.svc.st.key.header; h > 0 {
+		if d := now.Add(h); d.Before(deadline) {
+			deadline = d
+		}
+	}
+	u := ep.st.fast.get(now)
+	if u != nil && (!ex.idem || now.Sub(u.idleAt) > staleCheckAfter) && u.closedByPeer() {
+		u.close()
+		u = nil
+	}
+	for {
+		fresh := u == nil
+		if fresh {
+			var err error
+			if u, err = ep.st.fast.dial(ep, ex.svc.st.key.connect, whole); err != nil {
+				return nil, err
+			}
+		}
+		err := fc.exchangeHead(u, deadline)
+		if err == nil {
+			return u, nil
+		}
+		// A pooled connection that failed before any answer was most
+		// likely closed by the upstream meanwhile: a request it cannot
+		// have processed (not sent in full, or idempotent) goes again.
+		stale := !fresh && fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err)
+		u.close()
+		u = nil
+		if !stale {
+			return nil, err
+		}
+	}
+}
+
+// exchangeHead writes the wire to u and reads the final response head.
+func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
+	fc.nread, fc.sent = 0, false
+	if err := u.c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if _, err := u.c.Write(fc.wire); err != nil {
+		return err
+	}
+	fc.sent = true
+	for informational := 0; ; informational++ {
+		if err := fc.readResponseHead(u); err != nil {
+			return err
+		}
+		if fc.rs.code >= 200 || fc.rs.code == http.StatusSwitchingProtocols {
+			return nil
+		}
+		if informational == 5 {
+			return errTooMany1xx
+		}
+		fc.scratch = fc.rs.appendInformational(fc.scratch[:0])
+		u.in.consume(fc.rs.size)
+		if _, err := fc.bw.Write(fc.scratch); err == nil {
+			_ = fc.bw.Flush() // a client gone shows when the response is written
+		}
+	}
+}
+
+// readResponseHead reads and parses one response head, which stays in the
+// buffer.
+func (fc *fconn) readResponseHead(u *upConn) error {
+	for from := 0; ; {
+		b := u.in.buffered()
+		if n := headEnd(b, from); n >= 0 {
+			return fc.rs.parse(b[:n])
+		}
+		from = len(b)
+		k, err := u.in.fill(u.c, true)
+		fc.nread += k
+		if err == errBufferFull {
+			if !u.in.grow(maxResponseHead) {
+				return errHeadTooLarge
+			}
+			continue
+		}
+		if k == 0 {
+			return eofIsUnexpected(err)
+		}
+	}
+}
+
+// dropResponse discards a response that is retried: its connection goes
+// back to the pool when the whole body is already buffered.
+func (fc *fconn) dropResponse(ep *endpoint, u *upConn, head bool) {
+	rs := &fc.rs
+	m := rs.mode(head)
+	body := int64(len(u.in.buffered()) - rs.size)
+	if rs.reusable(m) && (m == bodyNone && body == 0 || m == bodyLength && body == rs.clen) {
+		u.in.consume(rs.size + int(body))
+		ep.st.fast.put(u, time.Now())
+		return
+	}
+	u.close()
+}
+
+// failed answers a request no upstream answered, as errorHandler does.
+func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) action {
+	code, msg := http.StatusBadGateway, "meridian: no upstream could answer\n"
+	if !time.Now().Before(whole) || isTimeout(err) {
+		code, msg = http.StatusGatewayTimeout, "meridian: upstream timed out\n"
+	}
+	ex.code = code
+	fc.fs.p.log.Debug("no upstream answered", "service", ex.svc.name, "region", ex.ep.region.name,
+		"attempts", ex.attempts, "err", err)
+	if err := fc.writePlain(code, []byte(msg), ex.ep.region, closing); err != nil || closing {
+		return doClose
+	}
+	return doNext
+}
+
+// respond relays the response whose head is in fc.rs to the client.
+func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, closing bool) action {
+	rs := &fc.rs
+	ex.code = rs.code
+	m := rs.mode(head)
+	if rs.stream {
+		// Streams live as long as both sides want: the timeout covered
+		// the wait for the head only.
+		_ = u.c.SetReadDeadline(time.Time{})
+		_ = fc.c.SetWriteDeadline(time.Time{})
+	} else if ex.svc.st.key.header > 0 {
+		_ = u.c.SetReadDeadline(whole) // the body may take the rest of the time
+	}
+	closing = closing || fc.fs.shutting.Load()
+	fc.scratch = rs.appendHead(fc.scratch[:0], m, ex.ep.region.name, fc.sniff(u, m), closing)
+	u.in.consume(rs.size)
+	keep := rs.reusable(m)
+	_, err := fc.bw.Write(fc.scratch)
+	if err == nil {
+		switch m {
+		case bodyLength:
+			err = fc.relayLength(u, rs.clen, rs.stream)
+		case bodyChunked:
+			err = fc.relayChunked(u)
+		case bodyClose:
+			err = fc.relayUntilClose(u)
+		}
+	}
+	if err != nil || !keep || len(u.in.buffered()) > 0 {
+		u.close()
+	} else {
+		ex.ep.st.fast.put(u, time.Now())
+	}
+	if err != nil || closing {
+		return doClose
+	}
+	return doNext
+}
+
+// sniff returns the first body bytes from which net/http's server would
+// detect a Content-Type the upstream did not send: nil when it sent one,
+// or an encoding, or the body is not at hand without waiting on a full
+// buffer.
+func (fc *fconn) sniff(u *upConn, m bodyMode) []byte {
+	rs := &fc.rs
+	if rs.ctype || rs.cenc || m != bodyLength && m != bodyClose {
+		return nil
+	}
+	if len(u.in.buffered()) == rs.size {
+		fc.nread = 0
+		_, _ = u.in.fill(u.c, false) // an error shows again when the body is relayed
+	}
+	body := u.in.buffered()[rs.size:]
+	if m == bodyLength && int64(len(body)) > rs.clen {
+		body = body[:rs.clen]
+	}
+	return body[:min(len(body), 512)]
+}

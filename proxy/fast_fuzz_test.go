@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzRequestHead: a head the fast path accepts is one net/http reads the
+// same way (method, target, Host, body length), so that taking it never
+// changes what is forwarded.
+func FuzzRequestHead(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /x?y=1 HTTP/1.1\r\nHost: a.example:80\r\nContent-Length: 3\r\nConnection: close, x-a\r\n\r\n",
+		"GET /%2F HTTP/1.1\r\nhost: [::1]:8\r\nTe: trailers\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 01\r\n\r\n",
+		"PATCH /a;b HTTP/1.1\r\nHost: a\r\nUser-Agent:\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		n := headEnd(head, 0)
+		if n < 0 {
+			return
+		}
+		head = head[:n]
+		var rq reqHead
+		if !rq.parse(head) {
+			return
+		}
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		if err != nil {
+			t.Fatalf("fast path took %q, net/http refuses it: %v", head, err)
+		}
+		switch {
+		case r.Method != string(rq.methodName):
+			t.Errorf("method %q, net/http %q", rq.methodName, r.Method)
+		case r.RequestURI != string(rq.target):
+			t.Errorf("target %q, net/http %q", rq.target, r.RequestURI)
+		case r.URL.RequestURI() != string(rq.target):
+			t.Errorf("target %q is sent by net/http as %q", rq.target, r.URL.RequestURI())
+		case r.Host != string(rq.host):
+			t.Errorf("host %q, net/http %q", rq.host, r.Host)
+		case r.ContentLength != rq.clen:
+			t.Errorf("length %d, net/http %d", rq.clen, r.ContentLength)
+		case r.Close != rq.conn.close:
+			t.Errorf("close %v, net/http %v", rq.conn.close, r.Close)
+		}
+	})
+}
+
+// FuzzResponseHead: a response head the fast path accepts is one
+// http.ReadResponse reads with the same status and framing.
+func FuzzResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, head []byte, isHead bool) {
+		n := headEnd(head, 0)
+		if n < 0 {
+			return
+		}
+		head = head[:n]
+		var rs respHead
+		if rs.parse(head) != nil {
+			return
+		}
+		method := http.MethodGet
+		if isHead {
+			method = http.MethodHead
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("fast path took %q, net/http refuses it: %v", head, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != rs.code {
+			t.Errorf("status %d, net/http %d", rs.code, resp.StatusCode)
+		}
+		chunked := len(resp.TransferEncoding) > 0 && strings.EqualFold(resp.TransferEncoding[0], "chunked")
+		switch m := rs.mode(isHead); m {
+		case bodyChunked:
+			if !chunked {
+				t.Errorf("chunked, net/http %v", resp.TransferEncoding)
+			}
+		case bodyLength:
+			if resp.ContentLength != rs.clen {
+				t.Errorf("length %d, net/http %d", rs.clen, resp.ContentLength)
+			}
+		case bodyClose:
+			if resp.ContentLength != -1 || chunked {
+				t.Errorf("until close, net/http length %d chunked %v", resp.ContentLength, chunked)
+			}
+		}
+	})
+}
