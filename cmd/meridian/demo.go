@@ -162,17 +162,17 @@ The proxy (service web) steers too, and fails over by itself:
   curl -X POST http://127.0.2.1:9100/recover
 
 Traffic dials and overrides through the admin API:
-  export MERIDIAN_TOKEN=TOKEN
-  CTL status
-  CTL dial api eu-west 0 --reason "drain eu-west"      # London spills to the next region
+  export MERIDIAN_TOKEN={{token}}
+  {{ctl}} status
+  {{ctl}} dial api eu-west 0 --reason "drain eu-west"      # London spills to the next region
   dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24 +short
-  CTL explain api 81.2.69.142
-  CTL dial api eu-west 100
-  CTL override us-east down --reason "maintenance"
-  CTL audit
+  {{ctl}} explain api 81.2.69.142
+  {{ctl}} dial api eu-west 100
+  {{ctl}} override us-east down --reason "maintenance"
+  {{ctl}} audit
   curl -s http://127.0.0.1:9053/metrics | grep '^meridian_'
 
 Stop with Ctrl-C.
 `
-	fmt.Fprint(w, strings.NewReplacer("TOKEN", token, "CTL", ctl).Replace(text))
+	fmt.Fprint(w, strings.NewReplacer("{{token}}", token, "{{ctl}}", ctl).Replace(text))
 }

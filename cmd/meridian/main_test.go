@@ -213,3 +213,19 @@ func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestDemoInstructions(t *testing.T) {
+	var out bytes.Buffer
+	printDemo(&out, "s3cret", "bin/meridian")
+	for _, want := range []string{
+		"export MERIDIAN_TOKEN=s3cret\n",
+		"bin/meridian ctl status\n",
+		"bin/meridian ctl dial api eu-west 0",
+		"dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24",
+		"curl -X POST http://127.0.2.1:9100/fail",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo instructions lack %q", want)
+		}
+	}
+}
