@@ -189,10 +189,20 @@ func TestPathParity(t *testing.T) {
 			resp, body := c.do(method, rq.raw)
 			var client strings.Builder
 			client.WriteString(strconv.Itoa(resp.StatusCode) + " " + string(body) + "\r\n")
+			framing := "length " + strconv.FormatInt(resp.ContentLength, 10) +
+				" te " + strings.Join(resp.TransferEncoding, ",")
+			if len(body) == 0 && resp.ContentLength <= 0 {
+				// An empty body of unknown length reaches the client as
+				// "Content-Length: 0" or as an empty chunked body on the
+				// net/http path, depending on whether the upstream's close
+				// arrives before the first flush: both frame the same
+				// empty body.
+				framing = "empty body"
+				resp.Header.Del("Content-Length")
+			}
 			_ = resp.Header.Write(&client)
 			_ = resp.Trailer.Write(&client)
-			client.WriteString("length " + strconv.FormatInt(resp.ContentLength, 10) +
-				" te " + strings.Join(resp.TransferEncoding, ","))
+			client.WriteString(framing)
 			results[path][rq.name] = seen{upstream: normalHead(up.last()), client: normalHead(client.String())}
 		}
 		hs.checkFast(path)
