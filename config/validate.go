@@ -170,18 +170,7 @@ func (v *validator) admin(c *Config) {
 	for i, t := range c.Admin.Tokens {
 		p := itemPath("admin.tokens", i)
 		who := subject("token", t.Name, p)
-		switch {
-		case t.Name == "":
-			v.add(p, "%s: name is required", p)
-		case !validName(t.Name):
-			v.add(p+".name", "token %q: invalid name: %s", t.Name, nameRule)
-		default:
-			if first, dup := names[t.Name]; dup {
-				v.add(p+".name", "duplicate token name %q%s", t.Name, v.firstAt(first))
-			} else {
-				names[t.Name] = p + ".name"
-			}
-		}
+		v.name(p, "token", "token name", t.Name, names)
 		if !oneOf(t.Role, "read", "write") {
 			v.add(p+".role", "%s: role %q is not one of read, write", who, t.Role)
 		}
@@ -242,6 +231,26 @@ func oneOf(s string, set ...string) bool {
 		if s == x {
 			return true
 		}
+	}
+	return false
+}
+
+// name checks a list item's name: present, well formed and not taken yet
+// (seen maps each name to the path of its first use). It reports whether
+// the name is valid and new.
+func (v *validator) name(p, kind, dupLabel, name string, seen map[string]string) bool {
+	switch {
+	case name == "":
+		v.add(p, "%s: name is required", p)
+	case !validName(name):
+		v.add(p+".name", "%s %q: invalid name: %s", kind, name, nameRule)
+	default:
+		if first, dup := seen[name]; dup {
+			v.add(p+".name", "duplicate %s %q%s", dupLabel, name, v.firstAt(first))
+			return false
+		}
+		seen[name] = p + ".name"
+		return true
 	}
 	return false
 }

@@ -8,20 +8,12 @@ import (
 
 func (v *validator) regionList(c *Config) {
 	v.regions = map[string]int{}
+	seen := map[string]string{}
 	for i := range c.Regions {
 		r := &c.Regions[i]
 		p := itemPath("regions", i)
-		switch {
-		case r.Name == "":
-			v.add(p, "%s: name is required", p)
-		case !validName(r.Name):
-			v.add(p+".name", "region %q: invalid name: %s", r.Name, nameRule)
-		default:
-			if first, dup := v.regions[r.Name]; dup {
-				v.add(p+".name", "duplicate region %q%s", r.Name, v.firstAt(itemPath("regions", first)+".name"))
-			} else {
-				v.regions[r.Name] = i
-			}
+		if v.name(p, "region", "region", r.Name, seen) {
+			v.regions[r.Name] = i
 		}
 		v.region(r, p)
 	}

@@ -19,18 +19,7 @@ func (v *validator) serviceList(c *Config) {
 	for i := range c.Services {
 		s := &c.Services[i]
 		p := itemPath("services", i)
-		switch {
-		case s.Name == "":
-			v.add(p, "%s: name is required", p)
-		case !validName(s.Name):
-			v.add(p+".name", "service %q: invalid name: %s", s.Name, nameRule)
-		default:
-			if first, dup := names[s.Name]; dup {
-				v.add(p+".name", "duplicate service %q%s", s.Name, v.firstAt(first))
-			} else {
-				names[s.Name] = p + ".name"
-			}
-		}
+		v.name(p, "service", "service", s.Name, names)
 		who := subject("service", s.Name, p)
 		v.hostnames(c, s, i, p, who, hosts)
 		v.service(c, s, p, who)
