@@ -1,12 +1,13 @@
 package dnsserver
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-edge/meridian/internal/promreg"
 )
 
 // qtypeNames is the fixed set of qtype label values; every other type
@@ -88,34 +89,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.queries, err = register(reg, m.queries)
+	m.queries, err = promreg.Register(reg, m.queries)
 	if err != nil {
 		return nil, err
 	}
-	m.answers, err = register(reg, m.answers)
+	m.answers, err = promreg.Register(reg, m.answers)
 	if err != nil {
 		return nil, err
 	}
-	m.panics, err = register(reg, m.panics)
+	m.panics, err = promreg.Register(reg, m.panics)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before
-// (a second server on the same registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // zoneCounters returns the counter block of zone (zoneNone for queries

@@ -1,12 +1,13 @@
 package proxy
 
 import (
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-edge/meridian/internal/promreg"
 )
 
 // Label values used when a request reached no region.
@@ -57,13 +58,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 // register registers c, or returns the collector already registered under
 // its name (a second Proxy on the same registry shares the series).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, log *slog.Logger) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	c, err := promreg.Register(reg, c)
+	if err != nil {
 		log.Error("registering proxy metrics", "err", err)
 	}
 	return c
