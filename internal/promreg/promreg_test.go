@@ -20,8 +20,8 @@ func TestRegisterSharesExisting(t *testing.T) {
 	if a != b {
 		t.Fatal("a second registration did not return the existing counter")
 	}
-	// Another type under the same name is an error.
-	if _, err := Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "meridian_test_total", Help: "x"})); err == nil {
+	// The same name with other help text is a clash, not a share.
+	if _, err := Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_test_total", Help: "Another counter."})); err == nil {
 		t.Fatal("a clashing collector was accepted")
 	}
 }
