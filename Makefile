@@ -51,7 +51,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-check: fmt-check vet lint test
+check: tools fmt-check vet lint test
 
 # Installs the pinned golangci-lint into $(GOBIN_DIR) unless it is already there.
 tools:
