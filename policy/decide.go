@@ -88,6 +88,7 @@ func decide(s *Snapshot, svc int, c *Client, d *Decision, tr *Explanation) {
 		if sv.FailClosed {
 			d.NoData = true
 			if tr != nil {
+				tr.finish(s, d)
 				tr.Outcome = "no region eligible; service fails closed (nodata)"
 			}
 			return
@@ -103,6 +104,7 @@ func decide(s *Snapshot, svc int, c *Client, d *Decision, tr *Explanation) {
 		if w.n == 0 {
 			d.NoData = true
 			if tr != nil {
+				tr.finish(s, d)
 				tr.Outcome = "no region eligible and none to fail open to (all drained or forced down)"
 			}
 			return

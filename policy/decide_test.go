@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,8 +135,9 @@ func TestDecideTable(t *testing.T) {
 			}
 			// Explain must reach the same decision.
 			d2, ex := Explain(s, 0, &tt.client)
-			if names(s, &d2) == nil && got != nil || len(ex.Order) != len(got) {
-				t.Fatalf("explain order %v, decide %v", ex.Order, got)
+			if d2 != d || strings.Join(ex.Order, ",") != strings.Join(got, ",") ||
+				ex.FailOpen != d.FailOpen || ex.NoData != d.NoData {
+				t.Fatalf("explain %v (failOpen=%v noData=%v), decide %v", ex.Order, ex.FailOpen, ex.NoData, got)
 			}
 		})
 	}
