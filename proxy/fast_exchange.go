@@ -231,10 +231,14 @@ func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
 	if err := u.c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	if _, err := u.c.Write(fc.wire); err != nil {
-		return err
+	sent, k, err := u.send(fc.wire)
+	fc.sent, fc.nread = sent, k
+	if k == 0 {
+		if !sent {
+			return err
+		}
+		return eofIsUnexpected(err)
 	}
-	fc.sent = true
 	for informational := 0; ; informational++ {
 		if err := fc.readResponseHead(u); err != nil {
 			return err

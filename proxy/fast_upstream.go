@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -75,12 +77,113 @@ type upConn struct {
 	in     inbuf
 	idleAt time.Time // when it went back to the pool
 	reused bool      // it served a request before this one
+
+	// rc is c's file descriptor for send, nil when c has none; onReady
+	// is u.ready bound once, so that a request allocates nothing.
+	rc      syscall.RawConn
+	onReady func(fd uintptr) bool
+	// The state of one send: what is left to write, what was read, and
+	// the error that ended it.
+	out   []byte
+	wrote bool
+	got   int
+	ioErr error
 }
 
 var upBufs = sync.Pool{New: func() any { return new([upstreamBufSize]byte) }}
 
 func newUpConn(c net.Conn) *upConn {
-	return &upConn{c: c, in: inbuf{b: upBufs.Get().(*[upstreamBufSize]byte)[:]}}
+	u := &upConn{c: c, in: inbuf{b: upBufs.Get().(*[upstreamBufSize]byte)[:]}}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			u.rc = rc
+			u.onReady = u.ready
+		}
+	}
+	return u
+}
+
+// send writes a request and reads the first bytes of the answer into the
+// buffer. It returns whether the whole request was written and how many
+// bytes were read, which is 0 with the error that ended the read.
+//
+// A read right after the request is written cannot find the answer there
+// yet: net.Conn.Read would make a system call that fails with EAGAIN before
+// waiting. send writes from inside a raw read instead, after the poller's
+// readiness was reset, and only then waits: the answer, or the reset that
+// answers a request on a connection the upstream closed, arrives after the
+// write, so its readiness event is not lost. The read deadline set on c
+// bounds the wait.
+func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
+	if u.rc == nil || u.in.w == len(u.in.b) {
+		if _, err := u.c.Write(wire); err != nil {
+			return false, 0, err
+		}
+		n, err := u.in.fill(u.c, true)
+		return true, n, err
+	}
+	u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
+	err = u.rc.Read(u.onReady)
+	rest := u.out
+	u.out = nil
+	switch {
+	case err != nil:
+		return u.wrote, 0, err
+	case !u.wrote:
+		// A partial (or refused) non-blocking write: the rest goes the
+		// blocking way, under the write deadline.
+		if u.ioErr != nil {
+			return false, 0, u.ioErr
+		}
+		if _, err := u.c.Write(rest); err != nil {
+			return false, 0, err
+		}
+		n, err := u.in.fill(u.c, true)
+		return true, n, err
+	case u.ioErr != nil:
+		return true, 0, u.ioErr
+	}
+	return true, u.got, nil
+}
+
+// ready is send's raw read callback: the first call writes the request,
+// later ones read the answer. It returns false to wait for readability.
+func (u *upConn) ready(fd uintptr) bool {
+	if !u.wrote {
+		n, err := unix.Write(int(fd), u.out)
+		for err == unix.EINTR {
+			n, err = unix.Write(int(fd), u.out)
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return true // send writes it the blocking way
+		case err != nil:
+			u.ioErr = &net.OpError{Op: "write", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			return true
+		}
+		u.out = u.out[n:]
+		if len(u.out) > 0 {
+			return true
+		}
+		u.wrote = true
+		return false
+	}
+	n, err := unix.Read(int(fd), u.in.b[u.in.w:])
+	for err == unix.EINTR {
+		n, err = unix.Read(int(fd), u.in.b[u.in.w:])
+	}
+	switch {
+	case err == unix.EAGAIN:
+		return false
+	case err != nil:
+		u.ioErr = &net.OpError{Op: "read", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+	case n == 0:
+		u.ioErr = io.EOF
+	default:
+		u.in.w += n
+		u.got = n
+	}
+	return true
 }
 
 // close closes the connection and gives its buffer back.
