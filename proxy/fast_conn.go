@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fconn is one client connection on the fast path. Only its own
@@ -32,6 +35,19 @@ type fconn struct {
 	target  []byte // the client's request target, kept past the body read
 	nread   int    // response bytes read from the upstream in this attempt
 	sent    bool   // the request was written upstream in this attempt
+
+	// rc is the client's file descriptor for serveRaw, nil on TLS;
+	// onReadable is fc.readable, bound once per pooled fconn.
+	rc         syscall.RawConn
+	onReadable func(fd uintptr) bool
+	// The state of serveRaw: how it ended (and the parsed head's length
+	// for doParsed), whether a wait is set up, whether the connection
+	// waits idle, and whether a partial head has its deadline.
+	act     action
+	pending int
+	armed   bool
+	waiting bool
+	partial bool
 }
 
 // Connection states, for shutdown.
@@ -42,7 +58,9 @@ const (
 )
 
 var fconnPool = sync.Pool{New: func() any {
-	return &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
+	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
+	fc.onReadable = fc.readable
+	return fc
 }}
 
 func newFconn(fs *fastServer, c net.Conn) *fconn {
@@ -50,6 +68,11 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.fs, fc.c = fs, c
 	fc.bw.Reset(c)
 	fc.state.Store(connIdle)
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			fc.rc = rc
+		}
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.peer = ap.Addr().Unmap().WithZone("")
 	}
@@ -62,7 +85,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP = nil, nil, nil, netip.Addr{}, ""
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
@@ -97,15 +120,7 @@ func (fc *fconn) serve() (handed bool) {
 		}
 	}
 	for first := true; ; first = false {
-		n, ok := fc.readHead(first)
-		if !ok {
-			return false
-		}
-		if n < 0 {
-			fc.handoff(true)
-			return true
-		}
-		switch fc.handle(n) {
+		switch fc.next(first) {
 		case doClose:
 			return false
 		case doHandoff:
@@ -113,6 +128,142 @@ func (fc *fconn) serve() (handed bool) {
 			return true
 		}
 	}
+}
+
+// next serves the next request, or on a cleartext connection after the
+// first, every request up to one that needs to read its body.
+func (fc *fconn) next(first bool) action {
+	if fc.rc != nil && !first {
+		if act := fc.serveRaw(); act != doParsed {
+			return act
+		}
+		return fc.route(fc.pending)
+	}
+	n, ok := fc.readHead(first)
+	switch {
+	case !ok:
+		return doClose
+	case n < 0:
+		return doHandoff
+	}
+	return fc.handle(n)
+}
+
+// serveRaw serves requests from inside a raw read of the client's socket.
+//
+// net.Conn.Read tries a read before it waits, and right after a response
+// the client cannot have sent its next request yet, so that read fails
+// with EAGAIN: a wasted system call per request. A raw read's callback
+// runs after the poller's readiness was reset, and returning false waits
+// for readiness without reading; readable serves the requests it reads,
+// then returns false. Bytes that arrive while it serves them set the
+// readiness again, so the wait ends at once; only a read that filled the
+// buffer may leave bytes behind without a new event, and readable reads
+// again after one. The first call after entry always reads.
+//
+// serveRaw ends with the action of a request that closes or hands off the
+// connection, or doParsed with the head of a request whose body is still
+// to be read (fc.pending long), which the blocking path serves.
+func (fc *fconn) serveRaw() action {
+	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
+	if err := fc.rc.Read(fc.onReadable); err != nil {
+		// The idle or header timeout, or shutdown closed the connection.
+		return doClose
+	}
+	return fc.act
+}
+
+// readable is serveRaw's callback: true ends the raw read with fc.act.
+func (fc *fconn) readable(fd uintptr) bool {
+	drained := false
+	for {
+		if fc.serveBuffered() {
+			return true
+		}
+		if drained {
+			return fc.arm()
+		}
+		if fc.in.w == len(fc.in.b) {
+			if fc.in.r == 0 {
+				fc.act = doHandoff // a head too large: net/http answers it
+				return true
+			}
+			fc.in.w = copy(fc.in.b, fc.in.b[fc.in.r:fc.in.w])
+			fc.in.r = 0
+		}
+		space := len(fc.in.b) - fc.in.w
+		n, err := unix.Read(int(fd), fc.in.b[fc.in.w:])
+		for err == unix.EINTR {
+			n, err = unix.Read(int(fd), fc.in.b[fc.in.w:])
+		}
+		switch {
+		case err == unix.EAGAIN:
+			if fc.armed {
+				return false
+			}
+			return fc.arm()
+		case err != nil || n <= 0:
+			fc.act = doClose // the client went away
+			return true
+		}
+		fc.in.w += n
+		fc.armed = false
+		if fc.waiting {
+			fc.waiting = false
+			if !fc.setActive() {
+				fc.act = doClose // shutdown closed it first
+				return true
+			}
+		}
+		drained = n < space
+	}
+}
+
+// serveBuffered serves the complete request heads in the buffer; true when
+// one ends the raw read.
+func (fc *fconn) serveBuffered() bool {
+	for {
+		n := headEnd(fc.in.buffered(), 0)
+		if n < 0 {
+			return false
+		}
+		fc.partial = false
+		rq := &fc.rq
+		if !rq.parse(fc.in.buffered()[:n]) {
+			fc.act = doHandoff
+			return true
+		}
+		if rq.clen > int64(len(fc.in.buffered())-n) {
+			fc.act, fc.pending = doParsed, n
+			return true
+		}
+		if act := fc.route(n); act != doNext {
+			fc.act = act
+			return true
+		}
+	}
+}
+
+// arm sets up the wait for more bytes: the idle timeout between requests,
+// or the header timeout from the first bytes of a head. It returns false
+// to wait, or true with fc.act when the connection is to close.
+func (fc *fconn) arm() bool {
+	fc.armed = true
+	if len(fc.in.buffered()) > 0 {
+		if !fc.partial {
+			fc.partial = true
+			_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.readHeader)) // failing, the wait fails too
+		}
+		return false
+	}
+	fc.partial = false
+	if !fc.setIdle() {
+		fc.act = doClose // shutting down
+		return true
+	}
+	fc.waiting = true
+	_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.idle)) // failing, the wait fails too
+	return false
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -185,15 +336,22 @@ const (
 	doNext    action = iota // read the next request
 	doClose                 // close the connection
 	doHandoff               // give the connection to net/http, this request first
+	doParsed                // serveRaw: serve the parsed head the blocking way
 )
 
 // handle serves the request whose head is the first n buffered bytes, or
 // decides that net/http must.
 func (fc *fconn) handle(n int) action {
-	fs, rq := fc.fs, &fc.rq
-	if !rq.parse(fc.in.buffered()[:n]) {
+	if !fc.rq.parse(fc.in.buffered()[:n]) {
 		return doHandoff
 	}
+	return fc.route(n)
+}
+
+// route serves the request whose parsed head is the first n buffered
+// bytes, or decides that net/http must.
+func (fc *fconn) route(n int) action {
+	fs, rq := fc.fs, &fc.rq
 	tab := fs.p.tab.Load()
 	if tab == nil || !fs.direct && bytes.HasPrefix(rq.target, []byte("/.well-known/")) {
 		return doHandoff
