@@ -24,7 +24,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The fast path's poller runs for the life of the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/meridian-edge/meridian/proxy.(*fastPoller).dispatch"))
 }
 
 // testHost is the hostname of the service most tests use.
