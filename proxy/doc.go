@@ -23,12 +23,6 @@
 // Expect, chunked or larger-than-max_retry_body request bodies, sticky
 // cookies, heads that do not parse cleanly or exceed 8 KiB) it hands, with
 // the bytes already read, to the *http.Server, which keeps the connection.
-// After the first request, cleartext connections are served from raw
-// reads and writes (two of each per proxied request, no read that is
-// bound to fail), and their sockets and the upstream ones wait in the fast
-// path's own epoll set, whose dispatcher wakes them in the order their
-// events came (the runtime's poller wakes a batch in reverse order, which
-// widens the latency tail under load).
 // Differences that remain: the fast path does not notice a client leaving
 // while the upstream is still to answer (the request runs on and is
 // counted with the upstream's status, not 499), relays chunked bodies with

@@ -143,7 +143,6 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	defer func() {
 		if v := recover(); v != nil {
 			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			fc.unwatch()
 			_ = c.Close() // its state is unknown
 			fs.untrack(fc)
 		}
@@ -151,7 +150,6 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	handed := fc.serve()
 	fs.untrack(fc)
 	if !handed {
-		fc.unwatch()
 		_ = c.Close() // done with it; an error changes nothing
 	}
 	fc.release()
@@ -185,7 +183,6 @@ func (fs *fastServer) shutdown() {
 	for fc := range fs.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			_ = fc.c.Close() // its goroutine sees the read fail
-			fc.wake()
 		}
 	}
 	done := len(fs.conns) == 0
@@ -202,7 +199,6 @@ func (fs *fastServer) closeAll() {
 	for fc := range fs.conns {
 		fc.state.Store(connClosed)
 		_ = fc.c.Close() // its goroutine sees the read or write fail
-		fc.wake()
 	}
 	fs.mu.Unlock()
 }

@@ -40,14 +40,6 @@ type fconn struct {
 	// onReadable is fc.readable, bound once per pooled fconn.
 	rc         syscall.RawConn
 	onReadable func(fd uintptr) bool
-	// pw is the socket's registration with the fast path's poller (nil:
-	// serveRaw waits in a raw read); onControl runs readable for it, and
-	// deadline is the end of its wait.
-	pw        *waiter
-	onControl func(fd uintptr)
-	stop      bool
-	unwatched bool
-	deadline  time.Time
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -68,7 +60,6 @@ const (
 var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
-	fc.onControl = func(fd uintptr) { fc.stop = fc.readable(fd) }
 	return fc
 }}
 
@@ -80,7 +71,6 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc = rc
-			fc.pw, fc.unwatched = watch(rc), false
 		}
 	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
@@ -95,7 +85,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.pw = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
@@ -176,20 +166,6 @@ func (fc *fconn) next(first bool) action {
 // to be read (fc.pending long), which the blocking path serves.
 func (fc *fconn) serveRaw() action {
 	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
-	if fc.pw != nil {
-		// The same loop, waiting for the poller's token in between.
-		for {
-			if err := fc.rc.Control(fc.onControl); err != nil {
-				return doClose // shutdown closed the connection
-			}
-			if fc.stop {
-				return fc.act
-			}
-			if !fc.pw.wait(fc.deadline) {
-				return doClose // the idle or header timeout
-			}
-		}
-	}
 	if err := fc.rc.Read(fc.onReadable); err != nil {
 		// The idle or header timeout, or shutdown closed the connection.
 		return doClose
@@ -276,7 +252,7 @@ func (fc *fconn) arm() bool {
 	if len(fc.in.buffered()) > 0 {
 		if !fc.partial {
 			fc.partial = true
-			fc.setWaitDeadline(fc.fs.readHeader)
+			_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.readHeader)) // failing, the wait fails too
 		}
 		return false
 	}
@@ -286,26 +262,8 @@ func (fc *fconn) arm() bool {
 		return true
 	}
 	fc.waiting = true
-	fc.setWaitDeadline(fc.fs.idle)
+	_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.idle)) // failing, the wait fails too
 	return false
-}
-
-// setWaitDeadline bounds serveRaw's next waits to d from now.
-func (fc *fconn) setWaitDeadline(d time.Duration) {
-	if fc.pw != nil {
-		fc.deadline = time.Now().Add(d)
-		return
-	}
-	_ = fc.c.SetReadDeadline(time.Now().Add(d)) // failing, the wait fails too
-}
-
-// unwatch takes the socket out of the poller before it is closed or
-// handed to net/http.
-func (fc *fconn) unwatch() {
-	if fc.pw != nil && !fc.unwatched {
-		fc.unwatched = true
-		unwatch(fc.rc, fc.pw)
-	}
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -455,7 +413,6 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // handoff gives the connection to net/http: the bytes already read are
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
-	fc.unwatch()
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
 	conn := fc.c
 	if replay {
@@ -502,10 +459,3 @@ type handedTLSConn struct {
 }
 
 func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }
-
-// wake ends a wait for the poller: shutdown closed the connection.
-func (fc *fconn) wake() {
-	if w := fc.pw; w != nil {
-		w.wake()
-	}
-}

@@ -231,7 +231,7 @@ func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
 	if err := u.c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	sent, k, err := u.send(fc.wire, deadline)
+	sent, k, err := u.send(fc.wire)
 	fc.sent, fc.nread = sent, k
 	if k == 0 {
 		if !sent {

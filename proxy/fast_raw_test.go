@@ -12,24 +12,7 @@ import (
 )
 
 // The tests below run on a connection that has served one request, so
-// that the rest go through serveRaw's loop; each runs with the fast path's
-// poller and with the fallback that waits in the runtime's poller.
-
-// forWaits runs f with each way of waiting for sockets.
-func forWaits(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	for _, off := range []bool{false, true} {
-		name := "poller"
-		if off {
-			name = "runtime"
-		}
-		t.Run(name, func(t *testing.T) {
-			pollerOff.Store(off)
-			defer pollerOff.Store(false)
-			f(t)
-		})
-	}
-}
+// that the rest go through serveRaw's loop.
 
 // echoPathUpstream answers every request with its path.
 func echoPathUpstream(t *testing.T) *cannedUpstream {
@@ -45,122 +28,114 @@ func echoPathUpstream(t *testing.T) *cannedUpstream {
 // the buffer is followed by another, as no new readiness event would come
 // for the bytes left in the socket.
 func TestRawPipelineFillsBuffer(t *testing.T) {
-	forWaits(t, func(t *testing.T) {
-		up := echoPathUpstream(t)
-		h := newHarness(t, cannedConfig(up.URL), fastPath)
-		c := dialRaw(t, h.addr)
-		if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
-			t.Fatalf("got %d", resp.StatusCode)
+	up := echoPathUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	c := dialRaw(t, h.addr)
+	if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	const n = 400 // about 3 buffers of heads
+	var batch strings.Builder
+	for i := range n {
+		batch.WriteString("GET /p/" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
+	}
+	if batch.Len() < 2*clientBufSize {
+		t.Fatalf("batch of %d bytes does not overflow the %d-byte buffer", batch.Len(), clientBufSize)
+	}
+	go func() { _, _ = io.WriteString(c.conn, batch.String()) }() // the replies are read meanwhile
+	for i := range n {
+		want := "/p/" + strconv.Itoa(i)
+		if resp, body := c.read(http.MethodGet); resp.StatusCode != 200 || body != want {
+			t.Fatalf("pipelined %d: got %d %q, want 200 %q", i, resp.StatusCode, body, want)
 		}
-		const n = 400 // about 3 buffers of heads
-		var batch strings.Builder
-		for i := range n {
-			batch.WriteString("GET /p/" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
-		}
-		if batch.Len() < 2*clientBufSize {
-			t.Fatalf("batch of %d bytes does not overflow the %d-byte buffer", batch.Len(), clientBufSize)
-		}
-		go func() { _, _ = io.WriteString(c.conn, batch.String()) }() // the replies are read meanwhile
-		for i := range n {
-			want := "/p/" + strconv.Itoa(i)
-			if resp, body := c.read(http.MethodGet); resp.StatusCode != 200 || body != want {
-				t.Fatalf("pipelined %d: got %d %q, want 200 %q", i, resp.StatusCode, body, want)
-			}
-		}
-		h.checkFast(fastPath)
-	})
+	}
+	h.checkFast(fastPath)
 }
 
 // TestRawSplitHeadsAndBodies: heads and bodies that arrive in pieces on a
 // kept-alive connection are put together; a body that is not all there
 // yet is read the blocking way, and the loop takes over again after.
 func TestRawSplitHeadsAndBodies(t *testing.T) {
-	forWaits(t, func(t *testing.T) {
-		up := echoPathUpstream(t)
-		h := newHarness(t, cannedConfig(up.URL), fastPath)
-		c := dialRaw(t, h.addr)
-		for i := range 3 {
-			path := "/split/" + strconv.Itoa(i)
-			head := "GET " + path + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n"
-			for j := 0; j < len(head); j += 7 {
-				c.send(head[j:min(j+7, len(head))])
-				time.Sleep(2 * time.Millisecond)
-			}
-			if resp, body := c.read(http.MethodGet); resp.StatusCode != 200 || body != path {
-				t.Fatalf("split head %d: got %d %q, want 200 %q", i, resp.StatusCode, body, path)
-			}
-			c.send("POST /post/" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: " + testHost + "\r\nContent-Length: 10\r\n\r\n01234")
-			time.Sleep(20 * time.Millisecond)
-			c.send("56789")
-			if resp, _ := c.read(http.MethodPost); resp.StatusCode != 200 {
-				t.Fatalf("split body %d: got %d", i, resp.StatusCode)
-			}
-			if _, body := up.lastRequest(); body != "0123456789" {
-				t.Fatalf("split body %d: upstream got %q", i, body)
-			}
+	up := echoPathUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	c := dialRaw(t, h.addr)
+	for i := range 3 {
+		path := "/split/" + strconv.Itoa(i)
+		head := "GET " + path + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n"
+		for j := 0; j < len(head); j += 7 {
+			c.send(head[j:min(j+7, len(head))])
+			time.Sleep(2 * time.Millisecond)
 		}
-		h.checkFast(fastPath)
-	})
+		if resp, body := c.read(http.MethodGet); resp.StatusCode != 200 || body != path {
+			t.Fatalf("split head %d: got %d %q, want 200 %q", i, resp.StatusCode, body, path)
+		}
+		c.send("POST /post/" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: " + testHost + "\r\nContent-Length: 10\r\n\r\n01234")
+		time.Sleep(20 * time.Millisecond)
+		c.send("56789")
+		if resp, _ := c.read(http.MethodPost); resp.StatusCode != 200 {
+			t.Fatalf("split body %d: got %d", i, resp.StatusCode)
+		}
+		if _, body := up.lastRequest(); body != "0123456789" {
+			t.Fatalf("split body %d: upstream got %q", i, body)
+		}
+	}
+	h.checkFast(fastPath)
 }
 
 // TestRawSlowHeadCut: on a kept-alive connection, a head dribbled a line
 // at a time is cut at the header timeout from its first byte; each line
 // does not start the clock again.
 func TestRawSlowHeadCut(t *testing.T) {
-	forWaits(t, func(t *testing.T) {
-		up := echoPathUpstream(t)
-		const limit = 300 * time.Millisecond
-		h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.ReadHeaderTimeout = limit })
-		c := dialRaw(t, h.addr)
-		if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
-			t.Fatalf("got %d", resp.StatusCode)
-		}
-		start := time.Now()
-		stop := make(chan struct{})
-		wrote := make(chan struct{})
-		go func() {
-			defer close(wrote)
-			for i := 0; i < 100; i++ {
-				line := "GET / HTTP/1.1\r\n"
-				if i > 0 {
-					line = "X-Slow: " + strings.Repeat("x", i) + "\r\n"
-				}
-				if _, err := io.WriteString(c.conn, line); err != nil {
-					return
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
+	up := echoPathUpstream(t)
+	const limit = 300 * time.Millisecond
+	h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.ReadHeaderTimeout = limit })
+	c := dialRaw(t, h.addr)
+	if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 100; i++ {
+			line := "GET / HTTP/1.1\r\n"
+			if i > 0 {
+				line = "X-Slow: " + strings.Repeat("x", i) + "\r\n"
 			}
-		}()
-		defer func() { close(stop); <-wrote }()
-		_, err := io.Copy(io.Discard, c.br)
-		elapsed := time.Since(start)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("connection still open after %v: the slow head was not cut", elapsed)
+			if _, err := io.WriteString(c.conn, line); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		if elapsed < limit*9/10 || elapsed > limit+2*time.Second {
-			t.Errorf("connection closed after %v, want about %v", elapsed, limit)
-		}
-	})
+	}()
+	defer func() { close(stop); <-wrote }()
+	_, err := io.Copy(io.Discard, c.br)
+	elapsed := time.Since(start)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open after %v: the slow head was not cut", elapsed)
+	}
+	if elapsed < limit*9/10 || elapsed > limit+2*time.Second {
+		t.Errorf("connection closed after %v, want about %v", elapsed, limit)
+	}
 }
 
 // TestRawLargeHeadHandedOver: a head larger than the buffer on a
 // kept-alive connection goes to net/http, which answers 431.
 func TestRawLargeHeadHandedOver(t *testing.T) {
-	forWaits(t, func(t *testing.T) {
-		up := echoPathUpstream(t)
-		h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.MaxHeaderBytes = 4 << 10 })
-		c := dialRaw(t, h.addr)
-		if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
-			t.Fatalf("got %d", resp.StatusCode)
-		}
-		big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 2*clientBufSize) + "\r\n\r\n"
-		if resp, _ := c.do(http.MethodGet, big); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("got %d, want 431", resp.StatusCode)
-		}
-	})
+	up := echoPathUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.MaxHeaderBytes = 4 << 10 })
+	c := dialRaw(t, h.addr)
+	if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 2*clientBufSize) + "\r\n\r\n"
+	if resp, _ := c.do(http.MethodGet, big); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("got %d, want 431", resp.StatusCode)
+	}
 }

@@ -82,12 +82,6 @@ type upConn struct {
 	// is u.ready bound once, so that a request allocates nothing.
 	rc      syscall.RawConn
 	onReady func(fd uintptr) bool
-	// pw is the socket's registration with the fast path's poller, nil
-	// when send waits in a raw read; onWrite and onRead are writeOnce and
-	// readOnce for rc.Control.
-	pw      *waiter
-	onWrite func(fd uintptr)
-	onRead  func(fd uintptr)
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -104,10 +98,6 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
-			if u.pw = watch(rc); u.pw != nil {
-				u.onWrite = func(fd uintptr) { u.writeOnce(fd) }
-				u.onRead = func(fd uintptr) { u.readOnce(fd) }
-			}
 		}
 	}
 	return u
@@ -124,10 +114,7 @@ func newUpConn(c net.Conn) *upConn {
 // answers a request on a connection the upstream closed, arrives after the
 // write, so its readiness event is not lost. The read deadline set on c
 // bounds the wait.
-func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err error) {
-	if u.pw != nil && u.in.w < len(u.in.b) {
-		return u.sendPolled(wire, deadline)
-	}
+func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
 	if u.rc == nil || u.in.w == len(u.in.b) {
 		if _, err := u.c.Write(wire); err != nil {
 			return false, 0, err
@@ -163,32 +150,24 @@ func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err er
 // later ones read the answer. It returns false to wait for readability.
 func (u *upConn) ready(fd uintptr) bool {
 	if !u.wrote {
-		return !u.writeOnce(fd) // written in full: wait for the answer
-	}
-	return u.readOnce(fd)
-}
-
-// writeOnce writes what is left of the request without blocking; true when
-// it is all written.
-func (u *upConn) writeOnce(fd uintptr) bool {
-	n, err := unix.Write(int(fd), u.out)
-	for err == unix.EINTR {
-		n, err = unix.Write(int(fd), u.out)
-	}
-	switch {
-	case err == unix.EAGAIN:
-		return false // send writes it the blocking way
-	case err != nil:
-		u.ioErr = &net.OpError{Op: "write", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+		n, err := unix.Write(int(fd), u.out)
+		for err == unix.EINTR {
+			n, err = unix.Write(int(fd), u.out)
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return true // send writes it the blocking way
+		case err != nil:
+			u.ioErr = &net.OpError{Op: "write", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			return true
+		}
+		u.out = u.out[n:]
+		if len(u.out) > 0 {
+			return true
+		}
+		u.wrote = true
 		return false
 	}
-	u.out = u.out[n:]
-	u.wrote = len(u.out) == 0
-	return u.wrote
-}
-
-// readOnce reads what the upstream sent; false when there is nothing yet.
-func (u *upConn) readOnce(fd uintptr) bool {
 	n, err := unix.Read(int(fd), u.in.b[u.in.w:])
 	for err == unix.EINTR {
 		n, err = unix.Read(int(fd), u.in.b[u.in.w:])
@@ -207,44 +186,8 @@ func (u *upConn) readOnce(fd uintptr) bool {
 	return true
 }
 
-// sendPolled is send with the fast path's poller: the request is written
-// without blocking (or the blocking way when the socket is full), then
-// the answer is read once the poller reports it, or deadline passes.
-func (u *upConn) sendPolled(wire []byte, deadline time.Time) (sent bool, n int, err error) {
-	u.pw.clear() // a token from before this request says nothing about it
-	u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-	defer func() { u.out = nil }()
-	if err := u.rc.Control(u.onWrite); err != nil {
-		return false, 0, err
-	}
-	if !u.wrote {
-		if u.ioErr != nil {
-			return false, 0, u.ioErr
-		}
-		if _, err := u.c.Write(u.out); err != nil {
-			return false, 0, err
-		}
-	}
-	for u.got == 0 && u.ioErr == nil {
-		if !u.pw.wait(deadline) {
-			return true, 0, &net.OpError{Op: "read", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
-		}
-		if err := u.rc.Control(u.onRead); err != nil {
-			return true, 0, err
-		}
-	}
-	if u.ioErr != nil {
-		return true, 0, u.ioErr
-	}
-	return true, u.got, nil
-}
-
 // close closes the connection and gives its buffer back.
 func (u *upConn) close() {
-	if u.pw != nil {
-		unwatch(u.rc, u.pw)
-		u.pw = nil
-	}
 	_ = u.c.Close() // nothing to do about a failed close
 	if len(u.in.b) == upstreamBufSize {
 		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))

@@ -24,8 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The fast path's poller runs for the life of the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/meridian-edge/meridian/proxy.(*fastPoller).dispatch"))
+	goleak.VerifyTestMain(m)
 }
 
 // testHost is the hostname of the service most tests use.
