@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -21,7 +22,10 @@ type answerCase struct {
 	aa     bool
 	answer []string // records as rrStrings renders them, in order
 	ns     []string // authority records; nil = empty
-	scope  int      // ECS scope expected in the answer; -1: no ECS option
+	extra  []string // additional records but OPT; nil = empty
+	// tcpExtra replaces extra over TCP, where size is no limit.
+	tcpExtra []string
+	scope    int // ECS scope expected in the answer; -1: no ECS option
 	// dialed is the client of a query for the dialed service, whose
 	// answer depends on the client's roll: see dialedAnswer.
 	dialed string
@@ -45,11 +49,20 @@ var answerCases = []answerCase{
 	{name: "SOA at the apex", q: question{name: "example.test.", qtype: dns.TypeSOA}, aa: true,
 		answer: []string{"example.test. 3600 IN SOA ns1.example.test. hostmaster.example.test."}, scope: -1},
 	{name: "NS at the apex", q: question{name: "example.test.", qtype: dns.TypeNS}, aa: true,
-		answer: []string{"example.test. 3600 IN NS ns1.example.test.", "example.test. 3600 IN NS ns2.example.test."}, scope: -1},
+		answer: []string{"example.test. 3600 IN NS ns1.example.test.", "example.test. 3600 IN NS ns2.example.test."},
+		extra:  []string{"ns1.example.test. 3600 IN A 192.0.2.53"}, scope: -1},
 	{name: "MX from the zone file", q: question{name: "example.test.", qtype: dns.TypeMX}, aa: true,
-		answer: []string{"example.test. 600 IN MX 10 mail.example.test."}, scope: -1},
+		answer: []string{"example.test. 600 IN MX 10 mail.example.test."},
+		extra:  []string{"mail.example.test. 600 IN A 192.0.2.25", "mail.example.test. 600 IN AAAA 2001:db8::25"}, scope: -1},
 	{name: "SRV from the zone file", q: question{name: "_srv._tcp.example.test.", qtype: dns.TypeSRV}, aa: true,
-		answer: []string{"_srv._tcp.example.test. 600 IN SRV 10 5 443 www.example.test."}, scope: -1},
+		answer: []string{"_srv._tcp.example.test. 600 IN SRV 10 5 443 www.example.test."},
+		extra:  []string{"www.example.test. 300 IN A 192.0.2.80"}, scope: -1},
+	{name: "no glue for a service hostname", q: question{name: "_api._tcp.example.test.", qtype: dns.TypeSRV}, aa: true,
+		answer: []string{"_api._tcp.example.test. 600 IN SRV 0 0 443 api.example.test."}, scope: -1},
+	{name: "glue that does not fit is left out, not truncated", q: question{name: "many.example.test.", qtype: dns.TypeMX},
+		aa: true, answer: manyMX(), tcpExtra: manyGlue(), scope: -1},
+	{name: "glue that fits is given", q: question{name: "many.example.test.", qtype: dns.TypeMX, edns: true},
+		aa: true, answer: manyMX(), extra: manyGlue(), scope: -1},
 	{name: "CNAME chain in the zone", q: question{name: "chain.example.test.", qtype: dns.TypeA}, aa: true,
 		answer: []string{
 			"chain.example.test. 300 IN CNAME alias.example.test.",
@@ -169,6 +182,25 @@ var answerCases = []answerCase{
 		rcode: dns.RcodeRefused, scope: -1},
 }
 
+// manyMX and manyGlue are the MX records of many.example.test and the
+// addresses of their targets: too many to fit in 512 bytes together.
+func manyMX() []string {
+	var out []string
+	for i := 1; i <= 8; i++ {
+		out = append(out, fmt.Sprintf("many.example.test. 600 IN MX %d mx%d.example.test.", 10*i, i))
+	}
+	return out
+}
+
+func manyGlue() []string {
+	var out []string
+	for i := 1; i <= 8; i++ {
+		out = append(out, fmt.Sprintf("mx%d.example.test. 600 IN A 192.0.2.%d", i, 30+i),
+			fmt.Sprintf("mx%d.example.test. 600 IN AAAA 2001:db8::%d", i, 30+i))
+	}
+	return out
+}
+
 // dialedAnswer is the dialed service's answer for client: us-east keeps
 // half the clients by their roll, the rest spill to eu-west. Which half a
 // client is in comes from the policy package's own decision.
@@ -208,6 +240,18 @@ func checkAnswer(t *testing.T, tc answerCase, r *dns.Msg) {
 	}
 	if got := soaShort(rrStrings(r.Ns)); !slices.Equal(got, tc.ns) {
 		t.Errorf("authority:\n got %q\nwant %q", got, tc.ns)
+	}
+	var extra []dns.RR
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	if got := rrStrings(extra); !slices.Equal(got, tc.extra) {
+		t.Errorf("additional:\n got %q\nwant %q", got, tc.extra)
+	}
+	if r.Truncated {
+		t.Errorf("TC set")
 	}
 	ecs := ecsOf(r)
 	switch {
@@ -255,6 +299,9 @@ func runAnswerCases(t *testing.T, network string) {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.dialed != "" {
 				tc.answer = dialedAnswer(t, f, tc.dialed)
+			}
+			if network == "tcp" && tc.tcpExtra != nil {
+				tc.extra = tc.tcpExtra
 			}
 			checkAnswer(t, tc, f.exchange(t, tc.q.msg(), network))
 		})

@@ -56,10 +56,13 @@ type node struct {
 // and authority sections as they follow the question, and for steered
 // names where the per-query records go.
 type entry struct {
-	qtype  uint16
-	rcode  uint8
-	an, ns uint16
-	body   []byte
+	qtype      uint16
+	rcode      uint8
+	an, ns, ex uint16
+	// body ends with the additional records, exLen bytes, which are left
+	// out of an answer they would not let fit.
+	body  []byte
+	exLen int
 	// steer >= 0: the service whose records are appended after body
 	// (which then holds answer records only); their owner is the name at
 	// message offset ptr; tail is the authority section (the SOA) used
@@ -299,7 +302,12 @@ func (st *static) makeEntry(n *node, qtype uint16) (entry, error) {
 	res := st.resolve(n.wire, n.name, qtype, nil)
 	e := entry{qtype: qtype, rcode: res.rcode, steer: -1}
 	qw := len(n.wire)
-	var an, ns section
+	var an, ns, ex section
+	for _, rr := range res.ex {
+		if err := ex.add(rr, n.name, qw); err != nil {
+			return e, err
+		}
+	}
 	for _, rr := range res.an {
 		if err := an.add(rr, n.name, qw); err != nil {
 			return e, err
@@ -333,8 +341,8 @@ func (st *static) makeEntry(n *node, qtype uint16) (entry, error) {
 		}
 		e.tail = tail.b
 	}
-	e.body = append(an.b, ns.b...)
-	e.an, e.ns = an.n, ns.n
+	e.body = append(append(an.b, ns.b...), ex.b...)
+	e.an, e.ns, e.ex, e.exLen = an.n, ns.n, ex.n, len(ex.b)
 	return e, nil
 }
 

@@ -60,11 +60,16 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 	}
 	z := nd.zone
 	out = beginAnswer(out, q[:qend], true, ent.rcode)
-	if ent.steer < 0 && qend+len(ent.body)+e.optLen() > limit {
-		z.ctr.inc(qtype, ent.rcode)
-		return truncated(out, &e, 0), true
+	body, ex := ent.body, ent.ex
+	if ent.steer < 0 && qend+len(body)+e.optLen() > limit {
+		// Additional records go first, then the answer is truncated.
+		body, ex = body[:len(body)-ent.exLen], 0
+		if qend+len(body)+e.optLen() > limit {
+			z.ctr.inc(qtype, ent.rcode)
+			return truncated(out, &e, 0), true
+		}
 	}
-	out = append(out, ent.body...)
+	out = append(out, body...)
 	an, ns := ent.an, ent.ns
 	var scope uint8
 	if ent.steer >= 0 {
@@ -82,7 +87,7 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 	if len(out)+e.optLen() > limit {
 		return truncated(out[:qend], &e, scope), true
 	}
-	return finish(out, an, ns, &e, scope), true
+	return finish(out, an, ns, ex, &e, scope), true
 }
 
 // fastMiss answers a name that is not in the tables: REFUSED outside the
@@ -98,7 +103,7 @@ func (t *table) fastMiss(q, name []byte, qtype uint16, e *ednsOpt, limit int, ou
 	if encl == nil {
 		t.st.none.inc(qtype, rcodeRefused)
 		out = beginAnswer(out, q, false, rcodeRefused)
-		return finish(out, 0, 0, e, 0), true
+		return finish(out, 0, 0, 0, e, 0), true
 	}
 	if encl.wild != nil {
 		return out, false
@@ -111,7 +116,7 @@ func (t *table) fastMiss(q, name []byte, qtype uint16, e *ednsOpt, limit int, ou
 	}
 	out = appendPtr(out, pointerTo(headerLen+len(name)-len(z.wire)))
 	out = append(out, z.negWire...)
-	return finish(out, 0, 1, e, 0), true
+	return finish(out, 0, 1, 0, e, 0), true
 }
 
 // beginAnswer starts an answer to the query whose header and question are
@@ -130,18 +135,19 @@ func beginAnswer(out, q []byte, aa bool, rcode uint8) []byte {
 }
 
 // finish sets the section counts and appends the OPT record.
-func finish(out []byte, an, ns uint16, e *ednsOpt, scope uint8) []byte {
+func finish(out []byte, an, ns, ex uint16, e *ednsOpt, scope uint8) []byte {
 	binary.BigEndian.PutUint16(out[6:], an)
 	binary.BigEndian.PutUint16(out[8:], ns)
 	if e.present {
-		out[11] = 1
+		ex++
 		out = appendOPT(out, e, 0, true, scope)
 	}
+	binary.BigEndian.PutUint16(out[10:], ex)
 	return out
 }
 
 // truncated turns out, cut back to the question, into a TC answer.
 func truncated(out []byte, e *ednsOpt, scope uint8) []byte {
 	out[2] |= 0x02
-	return finish(out, 0, 0, e, scope)
+	return finish(out, 0, 0, 0, e, scope)
 }

@@ -19,6 +19,9 @@ func FuzzServeDNS(f *testing.F) {
 		{name: "api.example.test.", qtype: dns.TypeA, ecs: "81.2.69.0/24"},
 		{name: "apialias.example.test.", qtype: dns.TypeAAAA, ecs: "2001:db8:1::/48", do: true},
 		{name: "big.example.test.", qtype: dns.TypeTXT, edns: true},
+		{name: "many.example.test.", qtype: dns.TypeMX},
+		{name: "many.example.test.", qtype: dns.TypeMX, edns: true, size: 700},
+		{name: "example.test.", qtype: dns.TypeNS},
 		{name: "x.wild.example.test.", qtype: dns.TypeANY},
 		{name: "id.server.", qtype: dns.TypeTXT, class: dns.ClassCHAOS},
 	} {

@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"strings"
+
 	"github.com/miekg/dns"
 )
 
@@ -14,6 +16,9 @@ type resolution struct {
 	zone  *zone // nil: outside every zone (REFUSED)
 	an    []dns.RR
 	ns    []dns.RR
+	// ex is the additional section: the addresses of in-zone targets of
+	// NS, MX and SRV answers, which a client may go without.
+	ex []dns.RR
 	// steer is the index of the service whose steered records follow an
 	// (owned by steerOwner), or -1; an empty steered answer is NODATA.
 	steer      int
@@ -106,6 +111,59 @@ func (st *static) answerAt(n *node, owner string, qtype uint16, dyn *dynSet, res
 		return
 	}
 	res.an = append(res.an, withOwner(rrs, owner)...)
+	st.addGlue(n.zone, rrs, res)
+}
+
+// addGlue adds to the additional section the static A and AAAA records of
+// the names that rrs (NS, MX or SRV records) point at inside zone z, as
+// BIND, gdnsd and PowerDNS do. Service hostnames are left out: their
+// addresses depend on the client and come from their own queries.
+func (st *static) addGlue(z *zone, rrs []dns.RR, res *resolution) {
+	for i, rr := range rrs {
+		var t string
+		switch rr := rr.(type) {
+		case *dns.NS:
+			t = rr.Ns
+		case *dns.MX:
+			t = rr.Mx
+		case *dns.SRV:
+			t = rr.Target
+		default:
+			return
+		}
+		if seenTarget(rrs[:i], t) || !dns.IsSubDomain(z.name, t) {
+			continue
+		}
+		w, err := wireName(t)
+		if err != nil {
+			continue
+		}
+		n := st.names[w]
+		if n == nil || n.zone != z || n.svc >= 0 {
+			continue
+		}
+		res.ex = append(res.ex, n.sets[dns.TypeA]...)
+		res.ex = append(res.ex, n.sets[dns.TypeAAAA]...)
+	}
+}
+
+// seenTarget reports whether one of rrs points at t already.
+func seenTarget(rrs []dns.RR, t string) bool {
+	for _, rr := range rrs {
+		var o string
+		switch rr := rr.(type) {
+		case *dns.NS:
+			o = rr.Ns
+		case *dns.MX:
+			o = rr.Mx
+		case *dns.SRV:
+			o = rr.Target
+		}
+		if strings.EqualFold(o, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // follow continues an answer at the CNAME target t, as long as it stays in

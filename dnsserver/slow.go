@@ -114,8 +114,9 @@ func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet) ([]b
 		ctr = z.ctr
 	}
 	ctr.inc(qtype, clamp8(m.Rcode))
+	glue := len(m.Extra)
 	if e.present {
-		m.Extra = []dns.RR{optRR(e, true, scope)}
+		m.Extra = append(m.Extra, optRR(e, true, scope))
 	}
 	m.Compress = true
 	b, err := m.Pack()
@@ -126,12 +127,42 @@ func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet) ([]b
 	if tcp {
 		limit = maxTCPSize
 	}
+	if glue > 0 && fastSize(m, glue, e) > limit {
+		// Additional records go first, then the answer is truncated.
+		m.Extra = m.Extra[glue:]
+		if b, err = m.Pack(); err != nil {
+			return nil, fmt.Errorf("packing answer: %w", err)
+		}
+	}
 	if len(b) > limit {
 		m.Truncated = true
 		m.Answer, m.Ns = nil, nil
 		return m.Pack()
 	}
 	return b, nil
+}
+
+// fastSize is the size of answer m, with its first glue additional
+// records, as the fast path writes it: owners that are the question's name
+// or its ancestors as pointers, every other name in full. Both paths
+// decide with it whether additional records fit, and so decide alike.
+func fastSize(m *dns.Msg, glue int, e *ednsOpt) int {
+	qname := dns.CanonicalName(m.Question[0].Name)
+	qw, err := wireName(qname)
+	if err != nil {
+		return maxTCPSize + 1 // unreachable: the question was answered
+	}
+	n := headerLen + len(qw) + 4 + e.optLen()
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra[:glue]} {
+		for _, rr := range sec {
+			n += dns.Len(rr)
+			if ptr, _, err := ownerFor(rr.Header().Name, qname, len(qw)); err == nil && ptr != 0 {
+				ow, _ := wireName(dns.CanonicalName(rr.Header().Name))
+				n += 2 - len(ow)
+			}
+		}
+	}
+	return n
 }
 
 // resolveMsg fills m's rcode, AA bit and sections for its question and
@@ -181,6 +212,9 @@ func (t *table) resolveMsg(m *dns.Msg, src netip.Addr, dyn *dynSet, e *ednsOpt) 
 	}
 	m.Answer = echoOwners(an, qname)
 	m.Ns = echoOwners(ns, qname)
+	if len(res.ex) > 0 {
+		m.Extra = echoOwners(res.ex, qname)
+	}
 	return scope, res.zone, nil
 }
 
