@@ -3,6 +3,9 @@
 // synthesized SOA and NS set, and the steered service hostnames, whose
 // answers come from policy decisions made per query for the client (the
 // EDNS Client Subnet address when present, else the resolver's address).
+// Answers to NS, MX and SRV queries carry the static addresses of their
+// targets in the same zone in the additional section, left out first when
+// an answer would not fit.
 //
 // Answers are precomputed in wire format per table generation, which Update
 // builds from a config, a policy snapshot and health state, and swaps in
