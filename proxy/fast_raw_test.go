@@ -139,3 +139,34 @@ func TestRawLargeHeadHandedOver(t *testing.T) {
 		t.Errorf("got %d, want 431", resp.StatusCode)
 	}
 }
+
+// TestRawMixedRequests: on one kept-alive connection, a request for an
+// unknown host gets 421 and the connection goes on; an HTTP/1.0 request
+// hands the connection to net/http, which answers it and the next one.
+func TestRawMixedRequests(t *testing.T) {
+	up := echoPathUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	c := dialRaw(t, h.addr)
+	if resp, body := c.get(testHost, "/one"); resp.StatusCode != 200 || body != "/one" {
+		t.Fatalf("first: got %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := c.get("nobody.example", "/"); resp.StatusCode != http.StatusMisdirectedRequest || resp.Close {
+		t.Fatalf("unknown host: got %d (close %v), want 421 on a kept connection", resp.StatusCode, resp.Close)
+	}
+	if resp, body := c.get(testHost, "/two"); resp.StatusCode != 200 || body != "/two" {
+		t.Fatalf("after 421: got %d %q", resp.StatusCode, body)
+	}
+	if n := h.slowConns.Load(); n != 0 {
+		t.Fatalf("net/http served %d connections before the HTTP/1.0 request", n)
+	}
+	resp, body := c.do(http.MethodGet, "GET /old HTTP/1.0\r\nHost: "+testHost+"\r\nConnection: keep-alive\r\n\r\n")
+	if resp.StatusCode != 200 || body != "/old" {
+		t.Fatalf("HTTP/1.0: got %d %q", resp.StatusCode, body)
+	}
+	if resp, body := c.get(testHost, "/three"); resp.StatusCode != 200 || body != "/three" {
+		t.Fatalf("after the handover: got %d %q", resp.StatusCode, body)
+	}
+	if n := h.slowConns.Load(); n != 1 {
+		t.Errorf("net/http served %d connections, want the handed one", n)
+	}
+}
