@@ -129,9 +129,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	hopts.Now = n.now
 	hopts.Registerer = n.reg
 	hopts.OnChange = n.trigger
-	if n.health, err = health.New(cfg.Regions, hopts); err != nil {
+	hc, err := health.New(cfg.Regions, hopts)
+	if err != nil {
 		return fmt.Errorf("preparing health checks: %w", err)
 	}
+	n.mu.Lock() // Ready may be asked from another goroutine meanwhile
+	n.health = hc
+	n.mu.Unlock()
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
 	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
@@ -218,7 +222,10 @@ func (n *Node) trigger() {
 }
 
 func (n *Node) updateReady() {
-	n.ready.Store(!n.draining.Load() && n.health != nil && n.health.Ready() && n.listening())
+	n.mu.Lock()
+	hc := n.health
+	n.mu.Unlock()
+	n.ready.Store(!n.draining.Load() && hc != nil && hc.Ready() && n.listening())
 }
 
 func (n *Node) listening() bool {
