@@ -59,8 +59,22 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	var addrs demoAddrs
+	fs.StringVar(&addrs.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
+	fs.StringVar(&addrs.http, "http", "127.0.0.1:8080", "proxy listen address")
+	fs.StringVar(&addrs.admin, "admin", "127.0.0.1:9053", "admin API listen address")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "meridian demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	for _, a := range []struct{ flag, addr string }{{"dns", addrs.dns}, {"http", addrs.http}, {"admin", addrs.admin}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			fmt.Fprintf(stderr, "meridian demo: --%s %q: want host:port\n", a.flag, a.addr)
+			return 2
+		}
 	}
 	log, err := newLogger(stderr, *level, "text")
 	if err != nil {
@@ -96,7 +110,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	path := filepath.Join(dir, "demo.yaml")
-	text := strings.Replace(demoConfig, "STATE_PATH", filepath.Join(dir, "state.json"), 1)
+	text := demoYAML(filepath.Join(dir, "state.json"), addrs)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		fmt.Fprintln(stderr, "meridian demo:", err)
 		return 1
@@ -117,9 +131,24 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		for time.Now().Before(deadline) && !n.Ready() {
 			time.Sleep(100 * time.Millisecond)
 		}
-		printDemo(stdout, token, selfCommand())
+		printDemo(stdout, token, selfCommand(), addrs)
 	}()
-	return serve(n, log)
+	if code := serve(n, log); code != 0 {
+		fmt.Fprintln(stderr, "meridian demo: if an address is taken (port 5353 often is, by mDNS), choose others with --dns, --http and --admin")
+		return code
+	}
+	return 0
+}
+
+// demoAddrs are the demo node's listen addresses.
+type demoAddrs struct{ dns, http, admin string }
+
+// defaultDemoAdmin is the admin address meridian ctl uses by default.
+const defaultDemoAdmin = "127.0.0.1:9053"
+
+// demoYAML is the demo config with its state file and listen addresses.
+func demoYAML(statePath string, a demoAddrs) string {
+	return strings.NewReplacer("STATE_PATH", statePath, "DNS_ADDR", a.dns, "HTTP_ADDR", a.http, "ADMIN_ADDR", a.admin).Replace(demoConfig)
 }
 
 func randomToken() string {
@@ -140,9 +169,13 @@ func selfCommand() string {
 	return exe
 }
 
-func printDemo(w io.Writer, token, self string) {
+func printDemo(w io.Writer, token, self string, a demoAddrs) {
 	ctl := self + " ctl"
-	text := `meridian demo is running: DNS on 127.0.0.1:5353, proxy on 127.0.0.1:8080, admin on 127.0.0.1:9053.
+	if a.admin != defaultDemoAdmin {
+		ctl += " --admin http://" + a.admin
+	}
+	dnsHost, dnsPort, _ := net.SplitHostPort(a.dns) // checked by cmdDemo
+	text := `meridian demo is running: DNS on {{dns}}, proxy on {{http}}, admin on {{admin}}.
 Three simulated regions answer on 127.0.1.1 (us-east), 127.0.2.1 (eu-west) and 127.0.3.1 (ap-south), port 9100.
 
 Steered DNS (service api, latency policy; the client subnet locates the client):
@@ -174,5 +207,11 @@ Traffic dials and overrides through the admin API:
 
 Stop with Ctrl-C.
 `
-	fmt.Fprint(w, strings.NewReplacer("{{token}}", token, "{{ctl}}", ctl).Replace(text))
+	fmt.Fprint(w, strings.NewReplacer(
+		"{{token}}", token, "{{ctl}}", ctl,
+		"{{dns}}", a.dns, "{{http}}", a.http, "{{admin}}", a.admin,
+		"@127.0.0.1 -p 5353", "@"+dnsHost+" -p "+dnsPort,
+		"http://127.0.0.1:8080/", "http://"+a.http+"/",
+		"http://127.0.0.1:9053/", "http://"+a.admin+"/",
+	).Replace(text))
 }

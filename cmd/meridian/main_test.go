@@ -74,7 +74,7 @@ func TestValidate(t *testing.T) {
 func TestDemoConfigLoads(t *testing.T) {
 	t.Setenv("MERIDIAN_DEMO_TOKEN", "demo-secret")
 	path := filepath.Join(t.TempDir(), "demo.yaml")
-	text := strings.Replace(demoConfig, "STATE_PATH", filepath.Join(t.TempDir(), "state.json"), 1)
+	text := demoYAML(filepath.Join(t.TempDir(), "state.json"), demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"})
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -216,16 +216,35 @@ func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestDemoInstructions(t *testing.T) {
 	var out bytes.Buffer
-	printDemo(&out, "s3cret", "bin/meridian")
+	printDemo(&out, "s3cret", "bin/meridian", demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"})
 	for _, want := range []string{
 		"export MERIDIAN_TOKEN=s3cret\n",
 		"bin/meridian ctl status\n",
 		"bin/meridian ctl dial api eu-west 0",
 		"dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24",
 		"curl -X POST http://127.0.2.1:9100/fail",
+		"curl -s http://127.0.0.1:9053/metrics",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo instructions lack %q", want)
+		}
+	}
+	out.Reset()
+	printDemo(&out, "s3cret", "bin/meridian", demoAddrs{dns: "127.0.0.2:15353", http: "127.0.0.2:18080", admin: "127.0.0.2:19053"})
+	for _, want := range []string{
+		"DNS on 127.0.0.2:15353, proxy on 127.0.0.2:18080, admin on 127.0.0.2:19053.",
+		"bin/meridian ctl --admin http://127.0.0.2:19053 status\n",
+		"dig @127.0.0.2 -p 15353 api.demo.test +subnet=81.2.69.0/24",
+		"curl -H 'Host: web.demo.test' http://127.0.0.2:18080/hello",
+		"curl -s http://127.0.0.2:19053/metrics",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo instructions for other addresses lack %q", want)
+		}
+	}
+	for _, old := range []string{"-p 5353", ":8080", ":9053"} {
+		if strings.Contains(out.String(), old) {
+			t.Errorf("demo instructions for other addresses still name %q", old)
 		}
 	}
 }

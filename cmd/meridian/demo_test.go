@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemoRuns runs `meridian demo` as a process on free ports and does
+// what its instructions say: a steered DNS answer, a proxied request, and
+// a failover of the proxy with no failed request. SIGTERM ends it.
+func TestDemoRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(
+		[]string{"demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr}, "\x1f"))
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("demo output:\n%s\n%s", stdout.String(), stderr.String())
+		}
+	})
+	poll(t, 15*time.Second, "the demo's instructions", func() bool {
+		return strings.Contains(stdout.String(), "meridian demo is running: DNS on "+dnsAddr)
+	})
+
+	// London is steered to eu-west.
+	poll(t, 10*time.Second, "a steered answer for London", func() bool {
+		m := new(dns.Msg)
+		m.SetQuestion("api.demo.test.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: []byte{81, 2, 69, 0}})
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, dnsAddr)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "127.0.2.1"
+	})
+
+	get := func() (int, string) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/hello", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "web.demo.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 200 || body != "hello from eu-west\n" {
+		t.Fatalf("proxy: got %d %q, want 200 from eu-west", code, body)
+	}
+	post := func(url string) {
+		resp, err := http.Post(url, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	post("http://127.0.2.1:9100/fail") // the region goes with the process
+	moved := false
+	for i := 0; i < 100 && !moved; i++ { // about 2s, bounded
+		code, body := get()
+		if code != 200 {
+			t.Fatalf("request %d during the failover: got %d %q", i, code, body)
+		}
+		moved = body != "hello from eu-west\n"
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !moved {
+		t.Error("the proxy still answers from eu-west after it failed")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("demo exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the demo did not exit after SIGTERM")
+	}
+}
