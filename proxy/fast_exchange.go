@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/meridian-edge/meridian/health"
 )
 
@@ -102,6 +104,8 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 		switch {
 		case err == nil:
 			f, reason = ex.judgeStatus(fc.rs.code)
+		case err == errClientGone:
+			f = failGone // no fault of the upstream's: nothing to report
 		case !time.Now().Before(whole):
 			ex.report(health.OutcomeTimeout)
 			f = failGone
@@ -216,7 +220,7 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 		// A pooled connection that failed before any answer was most
 		// likely closed by the upstream meanwhile: a request it cannot
 		// have processed (not sent in full, or idempotent) goes again.
-		stale := !fresh && fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err)
+		stale := !fresh && fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err) && err != errClientGone
 		u.close()
 		u = nil
 		if !stale {
@@ -231,16 +235,23 @@ func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
 	if err := u.c.SetDeadline(deadline); err != nil {
 		return err
 	}
+	if w := fc.nextCheck(deadline, time.Now()); w.Before(deadline) {
+		if err := u.c.SetReadDeadline(w); err != nil {
+			return err
+		}
+	}
 	sent, k, err := u.send(fc.wire)
 	fc.sent, fc.nread = sent, k
 	if k == 0 {
 		if !sent {
 			return err
 		}
-		return eofIsUnexpected(err)
+		if err = fc.keepWaiting(u, err, deadline); err != nil {
+			return eofIsUnexpected(err)
+		}
 	}
 	for informational := 0; ; informational++ {
-		if err := fc.readResponseHead(u); err != nil {
+		if err := fc.readResponseHead(u, deadline); err != nil {
 			return err
 		}
 		if fc.rs.code >= 200 || fc.rs.code == http.StatusSwitchingProtocols {
@@ -257,9 +268,56 @@ func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
 	}
 }
 
+// clientCheckEvery is how often a request that waits for an upstream's
+// answer looks whether its client is still there.
+const clientCheckEvery = time.Second
+
+// nextCheck is the read deadline for a wait on the upstream that must end
+// at deadline: the next look at the client, when one can be taken.
+func (fc *fconn) nextCheck(deadline, now time.Time) time.Time {
+	if fc.rc == nil {
+		return deadline // TLS: the socket cannot be peeked at
+	}
+	if c := now.Add(clientCheckEvery); c.Before(deadline) {
+		return c
+	}
+	return deadline
+}
+
+// keepWaiting decides after a failed read of the response head: a read
+// that ran into a client check before the deadline goes on while the
+// client is there (nil) and ends with errClientGone when it is not, as
+// net/http cancels a request whose client closed. Any other error is
+// returned as it is.
+func (fc *fconn) keepWaiting(u *upConn, err error, deadline time.Time) error {
+	now := time.Now()
+	if !isTimeout(err) || !now.Before(deadline) {
+		return err
+	}
+	if fc.clientGone() {
+		return errClientGone
+	}
+	if err := u.c.SetReadDeadline(fc.nextCheck(deadline, now)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// clientGone reports whether the client closed or reset its connection,
+// peeking without reading (pipelined bytes stay where they are).
+func (fc *fconn) clientGone() bool {
+	gone := false
+	err := fc.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = n == 0 && err == nil || err != nil && err != unix.EAGAIN && err != unix.EINTR
+	})
+	return gone || err != nil
+}
+
 // readResponseHead reads and parses one response head, which stays in the
-// buffer.
-func (fc *fconn) readResponseHead(u *upConn) error {
+// buffer; deadline is the end of the wait for it.
+func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
 	for from := 0; ; {
 		b := u.in.buffered()
 		if n := headEnd(b, from); n >= 0 {
@@ -275,7 +333,9 @@ func (fc *fconn) readResponseHead(u *upConn) error {
 			continue
 		}
 		if k == 0 {
-			return eofIsUnexpected(err)
+			if err = fc.keepWaiting(u, err, deadline); err != nil {
+				return eofIsUnexpected(err)
+			}
 		}
 	}
 }
@@ -296,6 +356,10 @@ func (fc *fconn) dropResponse(ep *endpoint, u *upConn, head bool) {
 
 // failed answers a request no upstream answered, as errorHandler does.
 func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) action {
+	if err == errClientGone {
+		ex.code = statusClientClosed // counted, never sent
+		return doClose
+	}
 	code, msg := http.StatusBadGateway, "meridian: no upstream could answer\n"
 	if !time.Now().Before(whole) || isTimeout(err) {
 		code, msg = http.StatusGatewayTimeout, "meridian: upstream timed out\n"

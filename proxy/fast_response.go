@@ -41,6 +41,7 @@ var (
 	errTooMany1xx    = errors.New("proxy: too many 1xx responses from upstream")
 	errBadChunk      = errors.New("proxy: malformed chunked body from upstream")
 	errSwitchRefused = errors.New("proxy: upstream switched protocols unasked")
+	errClientGone    = errors.New("proxy: the client went away")
 )
 
 // parse parses a complete response head, with the checks http.Transport

@@ -496,3 +496,48 @@ func TestClientFaultsNotReported(t *testing.T) {
 		})
 	})
 }
+
+// TestClientGoneIs499: a client that closes while the upstream has yet to
+// answer is counted as 499 (never sent); the upstream's request is
+// cancelled, nothing is retried and no failure is reported against the
+// upstream. The fast path notices at its next look at the client.
+func TestClientGoneIs499(t *testing.T) {
+	forPaths(t, func(t *testing.T, path servePath) {
+		var got atomic.Int32
+		cancelled := make(chan struct{}, 4)
+		up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+			got.Add(1)
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+			}
+		})
+		svc := proxyService("api", []string{testHost}, "a")
+		svc.Proxy.Timeout = config.Duration(20 * time.Second)
+		cfg := &config.Config{Regions: []config.Region{testRegion("a", up.URL)}, Services: []config.Service{svc}}
+		h := newHarness(t, cfg, path)
+		c := dialRaw(t, h.addr)
+		c.send("GET /wait HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
+		waitFor(t, "the request upstream", 5*time.Second, func() bool { return got.Load() == 1 })
+		start := time.Now()
+		c.conn.Close()
+		select {
+		case <-cancelled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upstream's request was not cancelled after the client left")
+		}
+		if d := time.Since(start); d > clientCheckEvery+time.Second {
+			t.Errorf("cancelled %v after the client left, want within about %v", d, clientCheckEvery)
+		}
+		waitFor(t, "the 499 to be counted", 5*time.Second, func() bool { return h.metric("requests", "api", "a", "499") == 1 })
+		if n := got.Load(); n != 1 {
+			t.Errorf("upstream got %d requests, want 1 (no retry)", n)
+		}
+		for _, o := range []health.Outcome{health.OutcomeConnectFailure, health.OutcomeTimeout, health.Outcome5xx} {
+			if n := h.rep.count(0, 0, o); n != 0 {
+				t.Errorf("got %d %v outcomes reported, want none", n, o)
+			}
+		}
+	})
+}
