@@ -120,15 +120,8 @@ func (st *static) answerAt(n *node, owner string, qtype uint16, dyn *dynSet, res
 // addresses depend on the client and come from their own queries.
 func (st *static) addGlue(z *zone, rrs []dns.RR, res *resolution) {
 	for i, rr := range rrs {
-		var t string
-		switch rr := rr.(type) {
-		case *dns.NS:
-			t = rr.Ns
-		case *dns.MX:
-			t = rr.Mx
-		case *dns.SRV:
-			t = rr.Target
-		default:
+		t, ok := targetOf(rr)
+		if !ok {
 			return
 		}
 		if seenTarget(rrs[:i], t) || !dns.IsSubDomain(z.name, t) {
@@ -147,19 +140,23 @@ func (st *static) addGlue(z *zone, rrs []dns.RR, res *resolution) {
 	}
 }
 
+// targetOf returns the name an NS, MX or SRV record points at.
+func targetOf(rr dns.RR) (string, bool) {
+	switch rr := rr.(type) {
+	case *dns.NS:
+		return rr.Ns, true
+	case *dns.MX:
+		return rr.Mx, true
+	case *dns.SRV:
+		return rr.Target, true
+	}
+	return "", false
+}
+
 // seenTarget reports whether one of rrs points at t already.
 func seenTarget(rrs []dns.RR, t string) bool {
 	for _, rr := range rrs {
-		var o string
-		switch rr := rr.(type) {
-		case *dns.NS:
-			o = rr.Ns
-		case *dns.MX:
-			o = rr.Mx
-		case *dns.SRV:
-			o = rr.Target
-		}
-		if strings.EqualFold(o, t) {
+		if o, _ := targetOf(rr); strings.EqualFold(o, t) {
 			return true
 		}
 	}
