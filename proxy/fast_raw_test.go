@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,35 +92,9 @@ func TestRawSlowHeadCut(t *testing.T) {
 		t.Fatalf("got %d", resp.StatusCode)
 	}
 	start := time.Now()
-	stop := make(chan struct{})
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		for i := 0; i < 100; i++ {
-			line := "GET / HTTP/1.1\r\n"
-			if i > 0 {
-				line = "X-Slow: " + strings.Repeat("x", i) + "\r\n"
-			}
-			if _, err := io.WriteString(c.conn, line); err != nil {
-				return
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	defer func() { close(stop); <-wrote }()
-	_, err := io.Copy(io.Discard, c.br)
-	elapsed := time.Since(start)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %v: the slow head was not cut", elapsed)
-	}
-	if elapsed < limit*9/10 || elapsed > limit+2*time.Second {
-		t.Errorf("connection closed after %v, want about %v", elapsed, limit)
-	}
+	stop := dribbleHead(c.conn)
+	defer stop()
+	checkCut(t, c.br, start, limit)
 }
 
 // TestRawLargeHeadHandedOver: a head larger than the buffer on a

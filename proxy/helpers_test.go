@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,5 +344,46 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dribbleHead writes a request head that never ends to conn, a header
+// line every 50ms, until the connection fails or the returned stop is
+// called (which waits for the writer to end).
+func dribbleHead(conn net.Conn) (stop func()) {
+	done, wrote := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 100; i++ {
+			line := "GET / HTTP/1.1\r\n"
+			if i > 0 {
+				line = "X-Slow: " + strings.Repeat("x", i) + "\r\n"
+			}
+			if _, err := io.WriteString(conn, line); err != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-wrote }
+}
+
+// checkCut reads r until the proxy closes the connection and fails the
+// test unless that happened about limit after start.
+func checkCut(t *testing.T, r io.Reader, start time.Time, limit time.Duration) {
+	t.Helper()
+	_, err := io.Copy(io.Discard, r)
+	elapsed := time.Since(start)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open after %v: the slow head was not cut", elapsed)
+	}
+	// The server may start the clock a little before Dial returns.
+	if elapsed < limit*9/10 || elapsed > limit+2*time.Second {
+		t.Errorf("connection closed after %v, want about %v", elapsed, limit)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,25 +41,8 @@ func TestDemoRuns(t *testing.T) {
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(
-		[]string{"demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr}, "\x1f"))
-	var stdout, stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if err := <-exited; err != nil && t.Failed() {
-			t.Logf("demo ended: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("demo output:\n%s\n%s", stdout.String(), stderr.String())
-		}
-	})
+	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr)
+	cmd, exited, stdout := child.cmd, child.exited, &child.stdout
 	poll(t, 15*time.Second, "the demo's instructions", func() bool {
 		return strings.Contains(stdout.String(), "meridian demo is running: DNS on "+dnsAddr)
 	})

@@ -29,6 +29,38 @@ func init() {
 	}
 }
 
+// child is meridian's main run in a process of its own.
+type child struct {
+	cmd *exec.Cmd
+	// exited receives Wait's result once; a test that takes it puts it
+	// back for the cleanup.
+	exited         chan error
+	stdout, stderr lockedBuffer
+}
+
+// startChild runs meridian with args in a child process, which is killed
+// when the test ends; its output is logged when the test failed.
+func startChild(t *testing.T, args ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan error, 1)}
+	c.cmd.Env = append(os.Environ(), childArgs+"="+strings.Join(args, "\x1f"))
+	c.cmd.Stdout, c.cmd.Stderr = &c.stdout, &c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		if err := <-c.exited; err != nil && t.Failed() {
+			t.Logf("process ended: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("process output:\n%s\n%s", c.stdout.String(), c.stderr.String())
+		}
+	})
+	return c
+}
+
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
@@ -127,24 +159,8 @@ services:
 	if err := os.WriteFile(path, []byte(cfgText("30s")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childArgs+"="+strings.Join([]string{"run", "--config", path}, "\x1f"))
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if err := <-exited; err != nil && t.Failed() {
-			t.Logf("process ended: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("process log:\n%s", logs.String())
-		}
-	})
+	child := startChild(t, "run", "--config", path)
+	cmd, exited := child.cmd, child.exited
 
 	ready := fmt.Sprintf("http://127.0.0.1:%d/health/ready", adminPort)
 	status := func() int {
@@ -215,36 +231,41 @@ func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestDemoInstructions(t *testing.T) {
-	var out bytes.Buffer
-	printDemo(&out, "s3cret", "bin/meridian", demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"})
-	for _, want := range []string{
-		"export MERIDIAN_TOKEN=s3cret\n",
-		"bin/meridian ctl status\n",
-		"bin/meridian ctl dial api eu-west 0",
-		"dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24",
-		"curl -X POST http://127.0.2.1:9100/fail",
-		"curl -s http://127.0.0.1:9053/metrics",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo instructions lack %q", want)
+	for _, tc := range []struct {
+		addrs      demoAddrs
+		want, gone []string
+	}{{
+		addrs: demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"},
+		want: []string{
+			"export MERIDIAN_TOKEN=s3cret\n",
+			"bin/meridian ctl status\n",
+			"bin/meridian ctl dial api eu-west 0",
+			"dig @127.0.0.1 -p 5353 api.demo.test +subnet=81.2.69.0/24",
+			"curl -X POST http://127.0.2.1:9100/fail",
+			"curl -s http://127.0.0.1:9053/metrics",
+		},
+	}, {
+		addrs: demoAddrs{dns: "127.0.0.2:15353", http: "127.0.0.2:18080", admin: "127.0.0.2:19053"},
+		want: []string{
+			"DNS on 127.0.0.2:15353, proxy on 127.0.0.2:18080, admin on 127.0.0.2:19053.",
+			"bin/meridian ctl --admin http://127.0.0.2:19053 status\n",
+			"dig @127.0.0.2 -p 15353 api.demo.test +subnet=81.2.69.0/24",
+			"curl -H 'Host: web.demo.test' http://127.0.0.2:18080/hello",
+			"curl -s http://127.0.0.2:19053/metrics",
+		},
+		gone: []string{"-p 5353", ":8080", ":9053"},
+	}} {
+		var out bytes.Buffer
+		printDemo(&out, "s3cret", "bin/meridian", tc.addrs)
+		for _, want := range tc.want {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: demo instructions lack %q", tc.addrs, want)
+			}
 		}
-	}
-	out.Reset()
-	printDemo(&out, "s3cret", "bin/meridian", demoAddrs{dns: "127.0.0.2:15353", http: "127.0.0.2:18080", admin: "127.0.0.2:19053"})
-	for _, want := range []string{
-		"DNS on 127.0.0.2:15353, proxy on 127.0.0.2:18080, admin on 127.0.0.2:19053.",
-		"bin/meridian ctl --admin http://127.0.0.2:19053 status\n",
-		"dig @127.0.0.2 -p 15353 api.demo.test +subnet=81.2.69.0/24",
-		"curl -H 'Host: web.demo.test' http://127.0.0.2:18080/hello",
-		"curl -s http://127.0.0.2:19053/metrics",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo instructions for other addresses lack %q", want)
-		}
-	}
-	for _, old := range []string{"-p 5353", ":8080", ":9053"} {
-		if strings.Contains(out.String(), old) {
-			t.Errorf("demo instructions for other addresses still name %q", old)
+		for _, old := range tc.gone {
+			if strings.Contains(out.String(), old) {
+				t.Errorf("%v: demo instructions still name %q", tc.addrs, old)
+			}
 		}
 	}
 }
