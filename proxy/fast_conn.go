@@ -35,6 +35,8 @@ type fconn struct {
 	target  []byte // the client's request target, kept past the body read
 	nread   int    // response bytes read from the upstream in this attempt
 	sent    bool   // the request was written upstream in this attempt
+	// upRead is the read deadline last set on the upstream connection.
+	upRead time.Time
 
 	// rc is the client's file descriptor for serveRaw, nil on TLS;
 	// onReadable is fc.readable, bound once per pooled fconn.

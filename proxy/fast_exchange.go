@@ -235,10 +235,12 @@ func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
 	if err := u.c.SetDeadline(deadline); err != nil {
 		return err
 	}
+	fc.upRead = deadline
 	if w := fc.nextCheck(deadline, time.Now()); w.Before(deadline) {
 		if err := u.c.SetReadDeadline(w); err != nil {
 			return err
 		}
+		fc.upRead = w
 	}
 	sent, k, err := u.send(fc.wire)
 	fc.sent, fc.nread = sent, k
@@ -297,10 +299,8 @@ func (fc *fconn) keepWaiting(u *upConn, err error, deadline time.Time) error {
 	if fc.clientGone() {
 		return errClientGone
 	}
-	if err := u.c.SetReadDeadline(fc.nextCheck(deadline, now)); err != nil {
-		return err
-	}
-	return nil
+	fc.upRead = fc.nextCheck(deadline, now)
+	return u.c.SetReadDeadline(fc.upRead)
 }
 
 // clientGone reports whether the client closed or reset its connection,
@@ -383,8 +383,12 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 		// the wait for the head only.
 		_ = u.c.SetReadDeadline(time.Time{})
 		_ = fc.c.SetWriteDeadline(time.Time{})
-	} else if ex.svc.st.key.header > 0 {
-		_ = u.c.SetReadDeadline(whole) // the body may take the rest of the time
+	} else if body := int64(len(u.in.buffered()) - rs.size); !fc.upRead.Equal(whole) &&
+		m != bodyNone && (m != bodyLength || body < rs.clen) {
+		// The body is still to come and may take the rest of the time:
+		// the head's wait ended earlier (a header timeout, or the next
+		// look at the client).
+		_ = u.c.SetReadDeadline(whole)
 	}
 	closing = closing || fc.fs.shutting.Load()
 	fc.scratch = rs.appendHead(fc.scratch[:0], m, ex.ep.region.name, fc.sniff(u, m), closing)

@@ -541,3 +541,28 @@ func TestClientGoneIs499(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowBodyOutlivesClientChecks: a response whose body takes longer
+// than the fast path's looks at the client (a second apart) arrives whole;
+// only the request's timeout bounds it.
+func TestSlowBodyOutlivesClientChecks(t *testing.T) {
+	forPaths(t, func(t *testing.T, path servePath) {
+		up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "3")
+			w.WriteHeader(200)
+			for _, b := range []string{"a", "b", "c"} {
+				_, _ = io.WriteString(w, b)
+				w.(http.Flusher).Flush()
+				time.Sleep(clientCheckEvery * 3 / 4)
+			}
+		})
+		svc := proxyService("api", []string{testHost}, "a")
+		svc.Proxy.Retries = 0
+		cfg := &config.Config{Regions: []config.Region{testRegion("a", up.URL)}, Services: []config.Service{svc}}
+		h := newHarness(t, cfg, path)
+		resp, body := h.get(testHost, "/")
+		if resp.StatusCode != 200 || body != "abc" {
+			t.Errorf("got %d %q, want 200 abc", resp.StatusCode, body)
+		}
+	})
+}
