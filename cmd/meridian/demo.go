@@ -62,7 +62,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	var addrs demoAddrs
 	fs.StringVar(&addrs.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
 	fs.StringVar(&addrs.http, "http", "127.0.0.1:8080", "proxy listen address")
-	fs.StringVar(&addrs.admin, "admin", "127.0.0.1:9053", "admin API listen address")
+	fs.StringVar(&addrs.admin, "admin", config.DefaultAdminListen, "admin API listen address")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -143,9 +143,6 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // demoAddrs are the demo node's listen addresses.
 type demoAddrs struct{ dns, http, admin string }
 
-// defaultDemoAdmin is the admin address meridian ctl uses by default.
-const defaultDemoAdmin = "127.0.0.1:9053"
-
 // demoYAML is the demo config with its state file and listen addresses.
 func demoYAML(statePath string, a demoAddrs) string {
 	return strings.NewReplacer("STATE_PATH", statePath, "DNS_ADDR", a.dns, "HTTP_ADDR", a.http, "ADMIN_ADDR", a.admin).Replace(demoConfig)
@@ -171,8 +168,8 @@ func selfCommand() string {
 
 func printDemo(w io.Writer, token, self string, a demoAddrs) {
 	ctl := self + " ctl"
-	if a.admin != defaultDemoAdmin {
-		ctl += " --admin http://" + a.admin
+	if admin := "http://" + a.admin; admin != defaultAdminURL {
+		ctl += " --admin " + admin
 	}
 	dnsHost, dnsPort, _ := net.SplitHostPort(a.dns) // checked by cmdDemo
 	text := `meridian demo is running: DNS on {{dns}}, proxy on {{http}}, admin on {{admin}}.
