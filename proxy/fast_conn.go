@@ -194,10 +194,7 @@ func (fc *fconn) readable(fd uintptr) bool {
 			fc.in.r = 0
 		}
 		space := len(fc.in.b) - fc.in.w
-		n, err := unix.Read(int(fd), fc.in.b[fc.in.w:])
-		for err == unix.EINTR {
-			n, err = unix.Read(int(fd), fc.in.b[fc.in.w:])
-		}
+		n, err := readFD(fd, fc.in.b[fc.in.w:])
 		switch {
 		case err == unix.EAGAIN:
 			if fc.armed {

@@ -213,7 +213,7 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 				return nil, err
 			}
 		}
-		err := fc.exchangeHead(u, deadline)
+		err := fc.exchangeHead(u, deadline, now)
 		if err == nil {
 			return u, nil
 		}
@@ -229,14 +229,15 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 	}
 }
 
-// exchangeHead writes the wire to u and reads the final response head.
-func (fc *fconn) exchangeHead(u *upConn, deadline time.Time) error {
+// exchangeHead writes the wire to u and reads the final response head; now
+// is when the attempt began.
+func (fc *fconn) exchangeHead(u *upConn, deadline, now time.Time) error {
 	fc.nread, fc.sent = 0, false
 	if err := u.c.SetDeadline(deadline); err != nil {
 		return err
 	}
 	fc.upRead = deadline
-	if w := fc.nextCheck(deadline, time.Now()); w.Before(deadline) {
+	if w := fc.nextCheck(deadline, now); w.Before(deadline) {
 		if err := u.c.SetReadDeadline(w); err != nil {
 			return err
 		}

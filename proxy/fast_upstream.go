@@ -115,35 +115,27 @@ func newUpConn(c net.Conn) *upConn {
 // write, so its readiness event is not lost. The read deadline set on c
 // bounds the wait.
 func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
-	if u.rc == nil || u.in.w == len(u.in.b) {
-		if _, err := u.c.Write(wire); err != nil {
-			return false, 0, err
+	rest := wire
+	if u.rc != nil && u.in.w < len(u.in.b) {
+		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
+		err := u.rc.Read(u.onReady)
+		rest, u.out = u.out, nil
+		switch {
+		case err != nil:
+			return u.wrote, 0, err
+		case u.ioErr != nil:
+			return u.wrote, 0, u.ioErr
+		case u.wrote:
+			return true, u.got, nil
 		}
-		n, err := u.in.fill(u.c, true)
-		return true, n, err
-	}
-	u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-	err = u.rc.Read(u.onReady)
-	rest := u.out
-	u.out = nil
-	switch {
-	case err != nil:
-		return u.wrote, 0, err
-	case !u.wrote:
 		// A partial (or refused) non-blocking write: the rest goes the
 		// blocking way, under the write deadline.
-		if u.ioErr != nil {
-			return false, 0, u.ioErr
-		}
-		if _, err := u.c.Write(rest); err != nil {
-			return false, 0, err
-		}
-		n, err := u.in.fill(u.c, true)
-		return true, n, err
-	case u.ioErr != nil:
-		return true, 0, u.ioErr
 	}
-	return true, u.got, nil
+	if _, err := u.c.Write(rest); err != nil {
+		return false, 0, err
+	}
+	n, err = u.in.fill(u.c, true)
+	return true, n, err
 }
 
 // ready is send's raw read callback: the first call writes the request,
@@ -168,10 +160,7 @@ func (u *upConn) ready(fd uintptr) bool {
 		u.wrote = true
 		return false
 	}
-	n, err := unix.Read(int(fd), u.in.b[u.in.w:])
-	for err == unix.EINTR {
-		n, err = unix.Read(int(fd), u.in.b[u.in.w:])
-	}
+	n, err := readFD(fd, u.in.b[u.in.w:])
 	switch {
 	case err == unix.EAGAIN:
 		return false
@@ -184,6 +173,17 @@ func (u *upConn) ready(fd uintptr) bool {
 		u.got = n
 	}
 	return true
+}
+
+// readFD reads from a non-blocking descriptor, again when a signal
+// interrupted the read.
+func readFD(fd uintptr, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // close closes the connection and gives its buffer back.
