@@ -29,8 +29,9 @@
 // to fail: a proxied request costs two reads and two writes.
 // Differences that remain: while the upstream is still to answer, the
 // fast path looks whether the client left once a second (net/http notices
-// at once), and on TLS connections not at all (the request runs on and is
-// counted with the upstream's status, not 499); it relays chunked bodies with
+// at once), and on TLS connections sees only a client that closed without
+// a close_notify alert (after one, the request runs on and is counted with
+// the upstream's status, not 499); it relays chunked bodies with
 // their chunk boundaries and extensions as the upstream sent them,
 // sniffs a missing Content-Type only for bodies that are not chunked (from
 // the bytes at hand), and closes a connection whose request body it did

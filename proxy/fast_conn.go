@@ -42,6 +42,10 @@ type fconn struct {
 	// onReadable is fc.readable, bound once per pooled fconn.
 	rc         syscall.RawConn
 	onReadable func(fd uintptr) bool
+	// tcp is the client's TCP socket, to peek at while the upstream is
+	// still to answer: rc on cleartext, the socket under TLS otherwise;
+	// nil when there is none.
+	tcp syscall.RawConn
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -72,7 +76,13 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.rc = rc
+			fc.rc, fc.tcp = rc, rc
+		}
+	} else if tc, ok := c.(*tls.Conn); ok {
+		if sc, ok := tc.NetConn().(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				fc.tcp = rc
+			}
 		}
 	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
@@ -87,7 +97,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept

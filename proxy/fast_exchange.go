@@ -278,8 +278,8 @@ const clientCheckEvery = time.Second
 // nextCheck is the read deadline for a wait on the upstream that must end
 // at deadline: the next look at the client, when one can be taken.
 func (fc *fconn) nextCheck(deadline, now time.Time) time.Time {
-	if fc.rc == nil {
-		return deadline // TLS: the socket cannot be peeked at
+	if fc.tcp == nil {
+		return deadline // no socket to peek at
 	}
 	if c := now.Add(clientCheckEvery); c.Before(deadline) {
 		return c
@@ -305,10 +305,12 @@ func (fc *fconn) keepWaiting(u *upConn, err error, deadline time.Time) error {
 }
 
 // clientGone reports whether the client closed or reset its connection,
-// peeking without reading (pipelined bytes stay where they are).
+// peeking without reading (pipelined bytes stay where they are). Under
+// TLS, a client that closed with a close_notify alert left that alert to
+// peek at, and looks present until its response is written.
 func (fc *fconn) clientGone() bool {
 	gone := false
-	err := fc.rc.Control(func(fd uintptr) {
+	err := fc.tcp.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		gone = n == 0 && err == nil || err != nil && err != unix.EAGAIN && err != unix.EINTR

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -206,19 +207,8 @@ func TestFastTLS(t *testing.T) {
 			"proto": r.Header.Get("X-Forwarded-Proto"), "fwd": r.Header.Get("Forwarded"),
 		})
 	})
-	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certSrv.EnableHTTP2 = true
-	certSrv.StartTLS()
-	defer certSrv.Close()
-	tc := certSrv.TLS.Clone()
-	tc.NextProtos = []string{"h2", "http/1.1"}
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, cannedConfig(up.URL), fastPath, tls.NewListener(inner, tc),
-		func(s *http.Server) { s.TLSConfig = tc })
-	roots := certSrv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	ln, tlsOn, roots := tlsListener(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath, ln, tlsOn)
 	check := func(t *testing.T, raw string) {
 		t.Helper()
 		var got map[string]string
@@ -264,6 +254,25 @@ func TestFastTLS(t *testing.T) {
 		}
 		check(t, string(raw))
 	})
+}
+
+// tlsListener returns a TLS listener on loopback for "example.com" (h2
+// and http/1.1), the harness tweak that gives its config to the server,
+// and the roots that trust its certificate.
+func tlsListener(t *testing.T) (net.Listener, func(*http.Server), *x509.CertPool) {
+	t.Helper()
+	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	certSrv.EnableHTTP2 = true
+	certSrv.StartTLS()
+	t.Cleanup(certSrv.Close)
+	tc := certSrv.TLS.Clone()
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := certSrv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	return tls.NewListener(inner, tc), func(s *http.Server) { s.TLSConfig = tc }, roots
 }
 
 func TestLookupBytesMatchesLookup(t *testing.T) {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -503,43 +504,70 @@ func TestClientFaultsNotReported(t *testing.T) {
 // upstream. The fast path notices at its next look at the client.
 func TestClientGoneIs499(t *testing.T) {
 	forPaths(t, func(t *testing.T, path servePath) {
-		var got atomic.Int32
-		cancelled := make(chan struct{}, 4)
-		up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-			got.Add(1)
-			select {
-			case <-r.Context().Done():
-				cancelled <- struct{}{}
-			case <-time.After(20 * time.Second):
-			}
+		t.Run("cleartext", func(t *testing.T) {
+			checkClientGone(t, path, nil, func(h *harness) (net.Conn, func()) {
+				c := dialRaw(t, h.addr).conn
+				return c, func() { c.Close() }
+			})
 		})
-		svc := proxyService("api", []string{testHost}, "a")
-		svc.Proxy.Timeout = config.Duration(20 * time.Second)
-		cfg := &config.Config{Regions: []config.Region{testRegion("a", up.URL)}, Services: []config.Service{svc}}
-		h := newHarness(t, cfg, path)
-		c := dialRaw(t, h.addr)
-		c.send("GET /wait HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
-		waitFor(t, "the request upstream", 5*time.Second, func() bool { return got.Load() == 1 })
-		start := time.Now()
-		c.conn.Close()
+		// Over TLS the client closes its socket without a close_notify
+		// alert, as a process that was killed does.
+		t.Run("tls", func(t *testing.T) {
+			ln, tlsOn, roots := tlsListener(t)
+			checkClientGone(t, path, []any{ln, tlsOn}, func(h *harness) (net.Conn, func()) {
+				c, err := tls.Dial("tcp", h.addr, &tls.Config{RootCAs: roots, ServerName: "example.com", NextProtos: []string{"http/1.1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c, func() { c.NetConn().Close() }
+			})
+		})
+	})
+}
+
+// checkClientGone sends a request that the upstream holds, has the client
+// leave with cut, and wants the upstream's request cancelled, a 499
+// counted, and no retry or outcome reported. dial connects to the proxy.
+func checkClientGone(t *testing.T, path servePath, tweaks []any, dial func(*harness) (net.Conn, func())) {
+	var got atomic.Int32
+	cancelled := make(chan struct{}, 4)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
 		select {
-		case <-cancelled:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the upstream's request was not cancelled after the client left")
-		}
-		if d := time.Since(start); d > clientCheckEvery+time.Second {
-			t.Errorf("cancelled %v after the client left, want within about %v", d, clientCheckEvery)
-		}
-		waitFor(t, "the 499 to be counted", 5*time.Second, func() bool { return h.metric("requests", "api", "a", "499") == 1 })
-		if n := got.Load(); n != 1 {
-			t.Errorf("upstream got %d requests, want 1 (no retry)", n)
-		}
-		for _, o := range []health.Outcome{health.OutcomeConnectFailure, health.OutcomeTimeout, health.Outcome5xx} {
-			if n := h.rep.count(0, 0, o); n != 0 {
-				t.Errorf("got %d %v outcomes reported, want none", n, o)
-			}
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(20 * time.Second):
 		}
 	})
+	svc := proxyService("api", []string{testHost}, "a")
+	svc.Proxy.Timeout = config.Duration(20 * time.Second)
+	cfg := &config.Config{Regions: []config.Region{testRegion("a", up.URL)}, Services: []config.Service{svc}}
+	h := newHarness(t, cfg, append(tweaks, path)...)
+	c, cut := dial(h)
+	if _, err := io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the request upstream", 5*time.Second, func() bool { return got.Load() == 1 })
+	start := time.Now()
+	cut()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream's request was not cancelled after the client left")
+	}
+	if d := time.Since(start); d > clientCheckEvery+time.Second {
+		t.Errorf("cancelled %v after the client left, want within about %v", d, clientCheckEvery)
+	}
+	waitFor(t, "the 499 to be counted", 5*time.Second, func() bool { return h.metric("requests", "api", "a", "499") == 1 })
+	if n := got.Load(); n != 1 {
+		t.Errorf("upstream got %d requests, want 1 (no retry)", n)
+	}
+	for _, o := range []health.Outcome{health.OutcomeConnectFailure, health.OutcomeTimeout, health.Outcome5xx} {
+		if n := h.rep.count(0, 0, o); n != 0 {
+			t.Errorf("got %d %v outcomes reported, want none", n, o)
+		}
+	}
 }
 
 // TestSlowBodyOutlivesClientChecks: a response whose body takes longer
