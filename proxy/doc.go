@@ -26,7 +26,9 @@
 // After the first request, cleartext connections are served from inside
 // raw reads of their sockets, and upstream requests are written from inside
 // raw reads of the upstream sockets, so that no read is tried that is bound
-// to fail: a proxied request costs two reads and two writes.
+// to fail: a proxied request costs two reads and two writes. Those are raw
+// system calls on non-blocking sockets, which keep the scheduler's P on
+// its thread (fast_sys.go says why that matters on one pinned core).
 // Differences that remain: while the upstream is still to answer, the
 // fast path looks whether the client left once a second (net/http notices
 // at once), and on TLS connections sees only a client that closed without

@@ -27,6 +27,7 @@ type fconn struct {
 	state  atomic.Int32
 	in     inbuf
 	bw     *bufio.Writer
+	sw     sockWriter // bw's writer on cleartext
 
 	rq      reqHead
 	rs      respHead
@@ -66,6 +67,8 @@ const (
 var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
+	fc.sw.onWrite = fc.sw.writable
+	fc.sw.peerAddr = func() net.Addr { return fc.c.RemoteAddr() }
 	return fc
 }}
 
@@ -76,7 +79,8 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.rc, fc.tcp = rc, rc
+			fc.rc, fc.tcp, fc.sw.rc = rc, rc, rc
+			fc.bw.Reset(&fc.sw)
 		}
 	} else if tc, ok := c.(*tls.Conn); ok {
 		if sc, ok := tc.NetConn().(syscall.Conn); ok {
@@ -97,7 +101,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.sw.rc = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept

@@ -142,10 +142,7 @@ func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
 // later ones read the answer. It returns false to wait for readability.
 func (u *upConn) ready(fd uintptr) bool {
 	if !u.wrote {
-		n, err := unix.Write(int(fd), u.out)
-		for err == unix.EINTR {
-			n, err = unix.Write(int(fd), u.out)
-		}
+		n, err := writeFD(fd, u.out)
 		switch {
 		case err == unix.EAGAIN:
 			return true // send writes it the blocking way
@@ -173,17 +170,6 @@ func (u *upConn) ready(fd uintptr) bool {
 		u.got = n
 	}
 	return true
-}
-
-// readFD reads from a non-blocking descriptor, again when a signal
-// interrupted the read.
-func readFD(fd uintptr, b []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(fd), b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
 }
 
 // close closes the connection and gives its buffer back.

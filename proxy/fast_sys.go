@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The fast path's reads and writes are on non-blocking sockets: they
+// return at once, with EAGAIN when there is nothing to read or no room to
+// write, and never sleep in the kernel. They are made as raw system calls,
+// which do not tell the scheduler that the goroutine entered the kernel.
+//
+// A system call the scheduler knows about marks its P as in a system call,
+// and the runtime's monitor hands a P found there on two of its looks
+// (20 µs apart while it is busy) to another thread. With one P on one core,
+// as an edge node is run pinned, a loopback write that takes that long
+// hands the P over, and the thread that made the call waits to get it
+// back: two thread switches in the middle of a batch of requests, which
+// lengthen the latency tail. A raw call keeps the P.
+
+// readFD reads from a non-blocking descriptor, again when a signal
+// interrupted the read.
+func readFD(fd uintptr, b []byte) (int, error) {
+	return rawIO(unix.SYS_READ, fd, b)
+}
+
+// writeFD writes to a non-blocking descriptor, again when a signal
+// interrupted the write.
+func writeFD(fd uintptr, b []byte) (int, error) {
+	return rawIO(unix.SYS_WRITE, fd, b)
+}
+
+var zeroByte byte
+
+func rawIO(trap, fd uintptr, b []byte) (int, error) {
+	p := unsafe.Pointer(&zeroByte)
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	for {
+		n, _, e := unix.RawSyscall(trap, fd, uintptr(p), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return -1, unix.EAGAIN
+		}
+		return -1, e
+	}
+}
+
+// sockWriter writes to a socket with raw writes, waiting in the runtime's
+// poller (under the socket's write deadline) only when it is full. It is
+// the client writer of cleartext connections.
+type sockWriter struct {
+	rc       syscall.RawConn
+	onWrite  func(fd uintptr) bool // sockWriter.writable, bound once
+	b        []byte
+	n        int
+	err      error
+	peerAddr func() net.Addr
+}
+
+func (w *sockWriter) Write(b []byte) (int, error) {
+	w.b, w.n, w.err = b, 0, nil
+	err := w.rc.Write(w.onWrite)
+	w.b = nil
+	if err == nil {
+		err = w.err
+	}
+	return w.n, err
+}
+
+// writable writes what is left; false waits for room.
+func (w *sockWriter) writable(fd uintptr) bool {
+	for w.n < len(w.b) {
+		n, err := writeFD(fd, w.b[w.n:])
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			w.err = &net.OpError{Op: "write", Net: "tcp", Addr: w.peerAddr(), Err: os.NewSyscallError("write", err)}
+			return true
+		}
+		w.n += n
+	}
+	return true
+}
