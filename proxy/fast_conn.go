@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -28,6 +29,7 @@ type fconn struct {
 	in     inbuf
 	bw     *bufio.Writer
 	sw     sockWriter // bw's writer on cleartext
+	sr     sockReader // what cleartext is read through outside serveRaw
 
 	rq      reqHead
 	rs      respHead
@@ -69,6 +71,8 @@ var fconnPool = sync.Pool{New: func() any {
 	fc.onReadable = fc.readable
 	fc.sw.onWrite = fc.sw.writable
 	fc.sw.peerAddr = func() net.Addr { return fc.c.RemoteAddr() }
+	fc.sr.onRead = fc.sr.readable
+	fc.sr.peerAddr = fc.sw.peerAddr
 	return fc
 }}
 
@@ -79,7 +83,8 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.rc, fc.tcp, fc.sw.rc = rc, rc, rc
+			fc.rc, fc.tcp, fc.sw.rc, fc.sw.c = rc, rc, rc, c
+			fc.sr.rc = rc
 			fc.bw.Reset(&fc.sw)
 		}
 	} else if tc, ok := c.(*tls.Conn); ok {
@@ -101,7 +106,8 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.sw.rc = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.sw.rc, fc.sw.c, fc.sr.rc = nil, nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
@@ -109,6 +115,14 @@ func (fc *fconn) release() {
 	clear(fc.rq.fields[:])
 	clear(fc.rs.fields)
 	fconnPool.Put(fc)
+}
+
+// src is what the client's connection is read through outside serveRaw.
+func (fc *fconn) src() io.Reader {
+	if fc.sr.rc != nil {
+		return &fc.sr
+	}
+	return fc.c
 }
 
 // setActive marks a request in progress; false when shutdown closed the
@@ -310,7 +324,7 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 			wait = fs.readHeader
 		}
 		_ = fc.c.SetReadDeadline(time.Now().Add(wait)) // failing, the read fails too
-		k, err := fc.in.fill(fc.c, true)
+		k, err := fc.in.fill(fc.src(), true)
 		if !fc.setActive() || k == 0 {
 			_ = err // timeout, EOF or reset: the connection is done
 			return 0, false
@@ -332,7 +346,7 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 			return n, true
 		}
 		from = len(b)
-		k, err := fc.in.fill(fc.c, true)
+		k, err := fc.in.fill(fc.src(), true)
 		if err == errBufferFull {
 			return -1, true
 		}

@@ -151,7 +151,7 @@ func (fc *fconn) readBody(clen int64, whole time.Time) (int, string) {
 	// A client may not dribble its body for longer than the request may
 	// take, as on the net/http path.
 	_ = fc.c.SetReadDeadline(whole) // failing, the read fails too
-	if _, err := io.ReadFull(fc.c, fc.wire[start:]); err != nil {
+	if _, err := io.ReadFull(fc.src(), fc.wire[start:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return http.StatusRequestTimeout, "meridian: request body too slow\n"
 		}
@@ -327,7 +327,7 @@ func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
 			return fc.rs.parse(b[:n])
 		}
 		from = len(b)
-		k, err := u.in.fill(u.c, true)
+		k, err := u.in.fill(u.src(), true)
 		fc.nread += k
 		if err == errBufferFull {
 			if !u.in.grow(maxResponseHead) {
@@ -430,7 +430,7 @@ func (fc *fconn) sniff(u *upConn, m bodyMode) []byte {
 	}
 	if len(u.in.buffered()) == rs.size {
 		fc.nread = 0
-		_, _ = u.in.fill(u.c, false) // an error shows again when the body is relayed
+		_, _ = u.in.fill(u.src(), false) // an error shows again when the body is relayed
 	}
 	body := u.in.buffered()[rs.size:]
 	if m == bodyLength && int64(len(body)) > rs.clen {

@@ -264,7 +264,7 @@ func (fc *fconn) relayLength(u *upConn, n int64, stream bool) error {
 			if err := fc.bw.Flush(); err != nil {
 				return err
 			}
-			if k, err := u.in.fill(u.c, true); k == 0 {
+			if k, err := u.in.fill(u.src(), true); k == 0 {
 				return eofIsUnexpected(err)
 			}
 			continue
@@ -356,7 +356,7 @@ func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 		if err := fc.bw.Flush(); err != nil {
 			return nil, err
 		}
-		if k, err := u.in.fill(u.c, true); k == 0 {
+		if k, err := u.in.fill(u.src(), true); k == 0 {
 			return nil, eofIsUnexpected(err)
 		}
 	}
@@ -392,7 +392,7 @@ func (fc *fconn) relayUntilClose(u *upConn) error {
 		if err := fc.bw.Flush(); err != nil {
 			return err
 		}
-		k, err := u.in.fill(u.c, true)
+		k, err := u.in.fill(u.src(), true)
 		switch {
 		case k > 0:
 		case err == io.EOF:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -59,6 +60,7 @@ func rawIO(trap, fd uintptr, b []byte) (int, error) {
 // poller (under the socket's write deadline) only when it is full. It is
 // the client writer of cleartext connections.
 type sockWriter struct {
+	c        net.Conn // the socket's connection, for ReadFrom
 	rc       syscall.RawConn
 	onWrite  func(fd uintptr) bool // sockWriter.writable, bound once
 	b        []byte
@@ -77,6 +79,15 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 	return w.n, err
 }
 
+// ReadFrom copies with the connection's own ReadFrom, which splices
+// between TCP sockets: a large body does not pass through user space.
+func (w *sockWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.c.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w}, r)
+}
+
 // writable writes what is left; false waits for room.
 func (w *sockWriter) writable(fd uintptr) bool {
 	for w.n < len(w.b) {
@@ -89,6 +100,48 @@ func (w *sockWriter) writable(fd uintptr) bool {
 			return true
 		}
 		w.n += n
+	}
+	return true
+}
+
+// sockReader reads from a socket with raw reads, waiting in the runtime's
+// poller (under the socket's read deadline) only when there is nothing to
+// read. It is what the fast path reads through outside its raw-read
+// callbacks, on sockets it has the descriptor of.
+type sockReader struct {
+	rc       syscall.RawConn
+	onRead   func(fd uintptr) bool // sockReader.readable, bound once
+	b        []byte
+	n        int
+	err      error
+	peerAddr func() net.Addr
+}
+
+func (r *sockReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	r.b, r.n, r.err = b, 0, nil
+	err := r.rc.Read(r.onRead)
+	r.b = nil
+	if err != nil {
+		return 0, err
+	}
+	return r.n, r.err
+}
+
+// readable reads once; false waits for bytes.
+func (r *sockReader) readable(fd uintptr) bool {
+	n, err := readFD(fd, r.b)
+	switch {
+	case err == unix.EAGAIN:
+		return false
+	case err != nil:
+		r.err = &net.OpError{Op: "read", Net: "tcp", Addr: r.peerAddr(), Err: os.NewSyscallError("read", err)}
+	case n == 0:
+		r.err = io.EOF
+	default:
+		r.n = n
 	}
 	return true
 }

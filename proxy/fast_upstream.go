@@ -46,7 +46,7 @@ func (in *inbuf) consume(n int) {
 // fill reads once from c into the free space, moving the unread bytes to
 // the front first when compact is set and that makes room. It returns
 // errBufferFull when there is no room.
-func (in *inbuf) fill(c net.Conn, compact bool) (int, error) {
+func (in *inbuf) fill(c io.Reader, compact bool) (int, error) {
 	if in.w == len(in.b) {
 		if !compact || in.r == 0 {
 			return 0, errBufferFull
@@ -82,6 +82,8 @@ type upConn struct {
 	// is u.ready bound once, so that a request allocates nothing.
 	rc      syscall.RawConn
 	onReady func(fd uintptr) bool
+	// rd reads c with raw reads when rc is set (src says which).
+	rd sockReader
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -98,6 +100,8 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
+			u.rd = sockReader{rc: rc, peerAddr: c.RemoteAddr}
+			u.rd.onRead = u.rd.readable
 		}
 	}
 	return u
@@ -134,8 +138,16 @@ func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
 	if _, err := u.c.Write(rest); err != nil {
 		return false, 0, err
 	}
-	n, err = u.in.fill(u.c, true)
+	n, err = u.in.fill(u.src(), true)
 	return true, n, err
+}
+
+// src is what the connection is read through.
+func (u *upConn) src() io.Reader {
+	if u.rc != nil {
+		return &u.rd
+	}
+	return u.c
 }
 
 // ready is send's raw read callback: the first call writes the request,
