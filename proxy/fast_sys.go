@@ -35,13 +35,9 @@ func writeFD(fd uintptr, b []byte) (int, error) {
 	return rawIO(unix.SYS_WRITE, fd, b)
 }
 
-var zeroByte byte
-
+// rawIO makes read(2) or write(2) on b (with no buffer when b is empty).
 func rawIO(trap, fd uintptr, b []byte) (int, error) {
-	p := unsafe.Pointer(&zeroByte)
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
+	p := unsafe.Pointer(unsafe.SliceData(b)) //nolint:gosec // G103: the system call's buffer
 	for {
 		n, _, e := unix.RawSyscall(trap, fd, uintptr(p), uintptr(len(b)))
 		switch e {
