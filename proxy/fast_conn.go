@@ -69,9 +69,9 @@ const (
 var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
-	fc.sw.onWrite = fc.sw.writable
+	fc.sw.step = fc.sw.writable
 	fc.sw.peerAddr = func() net.Addr { return fc.c.RemoteAddr() }
-	fc.sr.onRead = fc.sr.readable
+	fc.sr.step = fc.sr.readable
 	fc.sr.peerAddr = fc.sw.peerAddr
 	return fc
 }}

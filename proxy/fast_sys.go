@@ -52,22 +52,33 @@ func rawIO(trap, fd uintptr, b []byte) (int, error) {
 	}
 }
 
-// sockWriter writes to a socket with raw writes, waiting in the runtime's
-// poller (under the socket's write deadline) only when it is full. It is
-// the client writer of cleartext connections.
-type sockWriter struct {
-	c        net.Conn // the socket's connection, for ReadFrom
+// sockOp is the state of one read or write of a socket, made by step in a
+// raw read or write of rc: it waits in the runtime's poller, under the
+// socket's deadline, only when the socket is not ready.
+type sockOp struct {
 	rc       syscall.RawConn
-	onWrite  func(fd uintptr) bool // sockWriter.writable, bound once
+	step     func(fd uintptr) bool // the reader's or writer's, bound once
 	b        []byte
 	n        int
 	err      error
 	peerAddr func() net.Addr
 }
 
+// fail keeps a failed system call's error as net.Conn reports one.
+func (s *sockOp) fail(op string, err error) {
+	s.err = &net.OpError{Op: op, Net: "tcp", Addr: s.peerAddr(), Err: os.NewSyscallError(op, err)}
+}
+
+// sockWriter writes to a socket with raw writes. It is the client writer
+// of cleartext connections.
+type sockWriter struct {
+	sockOp
+	c net.Conn // the socket's connection, for ReadFrom
+}
+
 func (w *sockWriter) Write(b []byte) (int, error) {
 	w.b, w.n, w.err = b, 0, nil
-	err := w.rc.Write(w.onWrite)
+	err := w.rc.Write(w.step)
 	w.b = nil
 	if err == nil {
 		err = w.err
@@ -92,7 +103,7 @@ func (w *sockWriter) writable(fd uintptr) bool {
 		case err == unix.EAGAIN:
 			return false
 		case err != nil:
-			w.err = &net.OpError{Op: "write", Net: "tcp", Addr: w.peerAddr(), Err: os.NewSyscallError("write", err)}
+			w.fail("write", err)
 			return true
 		}
 		w.n += n
@@ -100,25 +111,17 @@ func (w *sockWriter) writable(fd uintptr) bool {
 	return true
 }
 
-// sockReader reads from a socket with raw reads, waiting in the runtime's
-// poller (under the socket's read deadline) only when there is nothing to
-// read. It is what the fast path reads through outside its raw-read
-// callbacks, on sockets it has the descriptor of.
-type sockReader struct {
-	rc       syscall.RawConn
-	onRead   func(fd uintptr) bool // sockReader.readable, bound once
-	b        []byte
-	n        int
-	err      error
-	peerAddr func() net.Addr
-}
+// sockReader reads from a socket with raw reads. It is what the fast path
+// reads through outside its raw-read callbacks, on sockets it has the
+// descriptor of.
+type sockReader struct{ sockOp }
 
 func (r *sockReader) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
 	r.b, r.n, r.err = b, 0, nil
-	err := r.rc.Read(r.onRead)
+	err := r.rc.Read(r.step)
 	r.b = nil
 	if err != nil {
 		return 0, err
@@ -133,7 +136,7 @@ func (r *sockReader) readable(fd uintptr) bool {
 	case err == unix.EAGAIN:
 		return false
 	case err != nil:
-		r.err = &net.OpError{Op: "read", Net: "tcp", Addr: r.peerAddr(), Err: os.NewSyscallError("read", err)}
+		r.fail("read", err)
 	case n == 0:
 		r.err = io.EOF
 	default:

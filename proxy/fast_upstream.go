@@ -100,8 +100,8 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
-			u.rd = sockReader{rc: rc, peerAddr: c.RemoteAddr}
-			u.rd.onRead = u.rd.readable
+			u.rd = sockReader{sockOp{rc: rc, peerAddr: c.RemoteAddr}}
+			u.rd.step = u.rd.readable
 		}
 	}
 	return u
