@@ -70,9 +70,7 @@ var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
 	fc.sw.step = fc.sw.writable
-	fc.sw.peerAddr = func() net.Addr { return fc.c.RemoteAddr() }
 	fc.sr.step = fc.sr.readable
-	fc.sr.peerAddr = fc.sw.peerAddr
 	return fc
 }}
 
@@ -83,8 +81,8 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.rc, fc.tcp, fc.sw.rc, fc.sw.c = rc, rc, rc, c
-			fc.sr.rc = rc
+			fc.rc, fc.tcp = rc, rc
+			fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = c, rc, c, rc
 			fc.bw.Reset(&fc.sw)
 		}
 	} else if tc, ok := c.(*tls.Conn); ok {
@@ -107,7 +105,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
 	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
-	fc.sw.rc, fc.sw.c, fc.sr.rc = nil, nil, nil
+	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept

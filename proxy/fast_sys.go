@@ -56,25 +56,22 @@ func rawIO(trap, fd uintptr, b []byte) (int, error) {
 // raw read or write of rc: it waits in the runtime's poller, under the
 // socket's deadline, only when the socket is not ready.
 type sockOp struct {
-	rc       syscall.RawConn
-	step     func(fd uintptr) bool // the reader's or writer's, bound once
-	b        []byte
-	n        int
-	err      error
-	peerAddr func() net.Addr
+	c    net.Conn // the socket's connection
+	rc   syscall.RawConn
+	step func(fd uintptr) bool // the reader's or writer's, bound once
+	b    []byte
+	n    int
+	err  error
 }
 
 // fail keeps a failed system call's error as net.Conn reports one.
 func (s *sockOp) fail(op string, err error) {
-	s.err = &net.OpError{Op: op, Net: "tcp", Addr: s.peerAddr(), Err: os.NewSyscallError(op, err)}
+	s.err = &net.OpError{Op: op, Net: "tcp", Addr: s.c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
 
 // sockWriter writes to a socket with raw writes. It is the client writer
 // of cleartext connections.
-type sockWriter struct {
-	sockOp
-	c net.Conn // the socket's connection, for ReadFrom
-}
+type sockWriter struct{ sockOp }
 
 func (w *sockWriter) Write(b []byte) (int, error) {
 	w.b, w.n, w.err = b, 0, nil

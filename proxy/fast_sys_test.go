@@ -72,7 +72,7 @@ func (c *readFromConn) ReadFrom(r io.Reader) (int64, error) {
 // TCP sockets, and not through user-space buffers.
 func TestSockWriterKeepsReadFrom(t *testing.T) {
 	c := &readFromConn{}
-	bw := bufio.NewWriter(&sockWriter{c: c})
+	bw := bufio.NewWriter(&sockWriter{sockOp{c: c}})
 	if _, err := io.CopyN(bw, strings.NewReader("body"), 4); err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
-			u.rd = sockReader{sockOp{rc: rc, peerAddr: c.RemoteAddr}}
+			u.rd = sockReader{sockOp{c: c, rc: rc}}
 			u.rd.step = u.rd.readable
 		}
 	}
