@@ -115,13 +115,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 func serve(n *node.Node, log *slog.Logger) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Signals are caught before the node starts: once it answers on its
+	// listeners, a SIGHUP must reload it, never end the process.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	if err := n.Start(ctx); err != nil {
 		log.Error("starting node", "err", err)
 		return 1
 	}
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sig)
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			if err := n.Reload(node.Actor{Token: "signal", Reason: "SIGHUP"}); err != nil {
