@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&addrs.dns, "dns", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
 	fs.StringVar(&addrs.http, "http", "127.0.0.1:8080", "proxy listen address")
 	fs.StringVar(&addrs.admin, "admin", config.DefaultAdminListen, "admin API listen address")
+	regionPort := fs.Int("region-port", 9100, "port of the simulated regions on 127.0.1.1, 127.0.2.1 and 127.0.3.1")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,6 +72,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meridian demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *regionPort < 1 || *regionPort > 65535 {
+		fmt.Fprintf(stderr, "meridian demo: --region-port %d: want a port from 1 to 65535\n", *regionPort)
+		return 2
+	}
+	addrs.regionPort = strconv.Itoa(*regionPort)
 	for _, a := range []struct{ flag, addr string }{{"dns", addrs.dns}, {"http", addrs.http}, {"admin", addrs.admin}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			fmt.Fprintf(stderr, "meridian demo: --%s %q: want host:port\n", a.flag, a.addr)
@@ -89,14 +96,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(dir)
 
 	regions := []*demoRegion{
-		{name: "us-east", addr: "127.0.1.1:9100"},
-		{name: "eu-west", addr: "127.0.2.1:9100"},
-		{name: "ap-south", addr: "127.0.3.1:9100"},
+		{name: "us-east", addr: net.JoinHostPort("127.0.1.1", addrs.regionPort)},
+		{name: "eu-west", addr: net.JoinHostPort("127.0.2.1", addrs.regionPort)},
+		{name: "ap-south", addr: net.JoinHostPort("127.0.3.1", addrs.regionPort)},
 	}
 	for _, r := range regions {
 		ln, err := net.Listen("tcp", r.addr)
 		if err != nil {
-			fmt.Fprintf(stderr, "meridian demo: simulated region %s: %v\n", r.name, err)
+			fmt.Fprintf(stderr, "meridian demo: simulated region %s: %v (choose another port with --region-port)\n", r.name, err)
 			return 1
 		}
 		r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
@@ -141,11 +148,12 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 // demoAddrs are the demo node's listen addresses.
-type demoAddrs struct{ dns, http, admin string }
+type demoAddrs struct{ dns, http, admin, regionPort string }
 
 // demoYAML is the demo config with its state file and listen addresses.
 func demoYAML(statePath string, a demoAddrs) string {
-	return strings.NewReplacer("STATE_PATH", statePath, "DNS_ADDR", a.dns, "HTTP_ADDR", a.http, "ADMIN_ADDR", a.admin).Replace(demoConfig)
+	return strings.NewReplacer("STATE_PATH", statePath, "DNS_ADDR", a.dns, "HTTP_ADDR", a.http, "ADMIN_ADDR", a.admin,
+		"REGION_PORT", a.regionPort).Replace(demoConfig)
 }
 
 func randomToken() string {
@@ -210,5 +218,7 @@ Stop with Ctrl-C.
 		"@127.0.0.1 -p 5353", "@"+dnsHost+" -p "+dnsPort,
 		"http://127.0.0.1:8080/", "http://"+a.http+"/",
 		"http://127.0.0.1:9053/", "http://"+a.admin+"/",
+		"127.0.2.1:9100", "127.0.2.1:"+a.regionPort,
+		"port 9100.", "port "+a.regionPort+".",
 	).Replace(text))
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +44,8 @@ func TestDemoRuns(t *testing.T) {
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr)
+	regionPort := freeRegionPort(t)
+	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr, "--region-port", strconv.Itoa(regionPort))
 	cmd, exited, stdout := child.cmd, child.exited, &child.stdout
 	poll(t, 15*time.Second, "the demo's instructions", func() bool {
 		return strings.Contains(stdout.String(), "meridian demo is running: DNS on "+dnsAddr)
@@ -76,7 +80,7 @@ func TestDemoRuns(t *testing.T) {
 		t.Fatalf("proxy: got %d %q, want 200 from eu-west", code, body)
 	}
 	// eu-west fails its health checks; the region goes with the process.
-	resp, err := http.Post("http://127.0.2.1:9100/fail", "text/plain", nil)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.2.1:%d/fail", regionPort), "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +109,52 @@ func TestDemoRuns(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the demo did not exit after SIGTERM")
+	}
+}
+
+// freeRegionPort is a port free on the three simulated regions' addresses.
+func freeRegionPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		port := freePort(t)
+		free := true
+		for _, host := range []string{"127.0.1.1", "127.0.2.1", "127.0.3.1"} {
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return port
+		}
+	}
+	t.Fatal("no port free on 127.0.1.1, 127.0.2.1 and 127.0.3.1")
+	return 0
+}
+
+// TestDemoRegionPort: a bad --region-port is refused, and a taken one
+// ends the demo with a hint to choose another.
+func TestDemoRegionPort(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo", "--region-port", "0"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--region-port 0: want a port from 1 to 65535") {
+		t.Errorf("port 0: exit %d, stderr %q", code, errb.String())
+	}
+
+	port := freeRegionPort(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.2.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out.Reset()
+	errb.Reset()
+	args := []string{"demo", "--region-port", strconv.Itoa(port),
+		"--dns", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "simulated region eu-west") || !strings.Contains(errb.String(), "choose another port with --region-port") {
+		t.Errorf("taken port: exit %d, stderr %q", code, errb.String())
 	}
 }

@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 func TestDemoConfigLoads(t *testing.T) {
 	t.Setenv("MERIDIAN_DEMO_TOKEN", "demo-secret")
 	path := filepath.Join(t.TempDir(), "demo.yaml")
-	text := demoYAML(filepath.Join(t.TempDir(), "state.json"), demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"})
+	text := demoYAML(filepath.Join(t.TempDir(), "state.json"), demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053", regionPort: "9100"})
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestDemoInstructions(t *testing.T) {
 		addrs      demoAddrs
 		want, gone []string
 	}{{
-		addrs: demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053"},
+		addrs: demoAddrs{dns: "127.0.0.1:5353", http: "127.0.0.1:8080", admin: "127.0.0.1:9053", regionPort: "9100"},
 		want: []string{
 			"export MERIDIAN_TOKEN=s3cret\n",
 			"bin/meridian ctl status\n",
@@ -245,15 +245,18 @@ func TestDemoInstructions(t *testing.T) {
 			"curl -s http://127.0.0.1:9053/metrics",
 		},
 	}, {
-		addrs: demoAddrs{dns: "127.0.0.2:15353", http: "127.0.0.2:18080", admin: "127.0.0.2:19053"},
+		addrs: demoAddrs{dns: "127.0.0.2:15353", http: "127.0.0.2:18080", admin: "127.0.0.2:19053", regionPort: "19100"},
 		want: []string{
 			"DNS on 127.0.0.2:15353, proxy on 127.0.0.2:18080, admin on 127.0.0.2:19053.",
 			"bin/meridian ctl --admin http://127.0.0.2:19053 status\n",
 			"dig @127.0.0.2 -p 15353 api.demo.test +subnet=81.2.69.0/24",
 			"curl -H 'Host: web.demo.test' http://127.0.0.2:18080/hello",
 			"curl -s http://127.0.0.2:19053/metrics",
+			"127.0.3.1 (ap-south), port 19100.",
+			"curl -X POST http://127.0.2.1:19100/fail",
+			"curl -X POST http://127.0.2.1:19100/recover",
 		},
-		gone: []string{"-p 5353", ":8080", ":9053"},
+		gone: []string{"-p 5353", ":8080", ":9053", ":9100", "port 9100"},
 	}} {
 		var out bytes.Buffer
 		printDemo(&out, "s3cret", "bin/meridian", tc.addrs)
