@@ -143,6 +143,7 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	defer func() {
 		if v := recover(); v != nil {
 			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
+			fc.unwatch(false)
 			_ = c.Close() // its state is unknown
 			fs.untrack(fc)
 		}
@@ -150,6 +151,7 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	handed := fc.serve()
 	fs.untrack(fc)
 	if !handed {
+		fc.unwatch(false)
 		_ = c.Close() // done with it; an error changes nothing
 	}
 	fc.release()
@@ -183,6 +185,7 @@ func (fs *fastServer) shutdown() {
 	for fc := range fs.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			_ = fc.c.Close() // its goroutine sees the read fail
+			fc.kick()
 		}
 	}
 	done := len(fs.conns) == 0
@@ -199,6 +202,7 @@ func (fs *fastServer) closeAll() {
 	for fc := range fs.conns {
 		fc.state.Store(connClosed)
 		_ = fc.c.Close() // its goroutine sees the read or write fail
+		fc.kick()
 	}
 	fs.mu.Unlock()
 }

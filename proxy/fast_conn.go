@@ -49,6 +49,9 @@ type fconn struct {
 	// still to answer: rc on cleartext, the socket under TLS otherwise;
 	// nil when there is none.
 	tcp syscall.RawConn
+	// w is rc's place in the ordered waits, nil when it waits in the
+	// runtime's poller. Shutdown reads it to wake a closed connection.
+	w *waiter
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -82,6 +85,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc, fc.tcp = rc, rc
+			fc.w = watch(rc)
 			fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = c, rc, c, rc
 			fc.bw.Reset(&fc.sw)
 		}
@@ -104,7 +108,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.w = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
 	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
@@ -194,7 +198,13 @@ func (fc *fconn) next(first bool) action {
 // to be read (fc.pending long), which the blocking path serves.
 func (fc *fconn) serveRaw() action {
 	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
-	if err := fc.rc.Read(fc.onReadable); err != nil {
+	var err error
+	if fc.w != nil {
+		err = fc.w.read(fc.rc, fc.onReadable)
+	} else {
+		err = fc.rc.Read(fc.onReadable)
+	}
+	if err != nil {
 		// The idle or header timeout, or shutdown closed the connection.
 		return doClose
 	}
@@ -277,7 +287,7 @@ func (fc *fconn) arm() bool {
 	if len(fc.in.buffered()) > 0 {
 		if !fc.partial {
 			fc.partial = true
-			_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.readHeader)) // failing, the wait fails too
+			fc.setWaitDeadline(time.Now().Add(fc.fs.readHeader))
 		}
 		return false
 	}
@@ -287,8 +297,36 @@ func (fc *fconn) arm() bool {
 		return true
 	}
 	fc.waiting = true
-	_ = fc.c.SetReadDeadline(time.Now().Add(fc.fs.idle)) // failing, the wait fails too
+	fc.setWaitDeadline(time.Now().Add(fc.fs.idle))
 	return false
+}
+
+// setWaitDeadline sets the deadline of serveRaw's wait.
+func (fc *fconn) setWaitDeadline(t time.Time) {
+	_ = fc.c.SetReadDeadline(t) // failing, the wait fails too
+	if fc.w != nil {
+		fc.w.setDeadline(t)
+	}
+}
+
+// kick wakes the connection's goroutine from an ordered wait after
+// shutdown closed it; the runtime's poller wakes its own waits.
+func (fc *fconn) kick() {
+	if fc.w != nil {
+		fc.w.wake()
+	}
+}
+
+// unwatch takes the connection out of the ordered waits: it is closing,
+// or stays open (handed to net/http) when open is set.
+func (fc *fconn) unwatch(open bool) {
+	switch {
+	case fc.w == nil:
+	case open:
+		fc.w.leave(fc.rc)
+	default:
+		fc.w.forget()
+	}
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -439,6 +477,7 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
+	fc.unwatch(true)
 	conn := fc.c
 	if replay {
 		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered())}

@@ -243,7 +243,7 @@ func (fc *fconn) exchangeHead(u *upConn, deadline, now time.Time) error {
 		}
 		fc.upRead = w
 	}
-	sent, k, err := u.send(fc.wire)
+	sent, k, err := u.send(fc.wire, fc.upRead)
 	fc.sent, fc.nread = sent, k
 	if k == 0 {
 		if !sent {

@@ -84,6 +84,9 @@ type upConn struct {
 	onReady func(fd uintptr) bool
 	// rd reads c with raw reads when rc is set (src says which).
 	rd sockReader
+	// w is rc's place in the ordered waits, nil when send waits in the
+	// runtime's poller.
+	w *waiter
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -100,6 +103,7 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
+			u.w = watch(rc)
 			u.rd = sockReader{sockOp{c: c, rc: rc}}
 			u.rd.step = u.rd.readable
 		}
@@ -116,13 +120,19 @@ func newUpConn(c net.Conn) *upConn {
 // waiting. send writes from inside a raw read instead, after the poller's
 // readiness was reset, and only then waits: the answer, or the reset that
 // answers a request on a connection the upstream closed, arrives after the
-// write, so its readiness event is not lost. The read deadline set on c
-// bounds the wait.
-func (u *upConn) send(wire []byte) (sent bool, n int, err error) {
+// write, so its readiness event is not lost. deadline, which must be c's
+// read deadline, bounds the wait.
+func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err error) {
 	rest := wire
 	if u.rc != nil && u.in.w < len(u.in.b) {
 		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-		err := u.rc.Read(u.onReady)
+		var err error
+		if u.w != nil {
+			u.w.setDeadline(deadline)
+			err = u.w.read(u.rc, u.onReady)
+		} else {
+			err = u.rc.Read(u.onReady)
+		}
 		rest, u.out = u.out, nil
 		switch {
 		case err != nil:
@@ -186,6 +196,10 @@ func (u *upConn) ready(fd uintptr) bool {
 
 // close closes the connection and gives its buffer back.
 func (u *upConn) close() {
+	if u.w != nil {
+		u.w.forget()
+		u.w = nil
+	}
 	_ = u.c.Close() // nothing to do about a failed close
 	if len(u.in.b) == upstreamBufSize {
 		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))
