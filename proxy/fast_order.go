@@ -163,13 +163,6 @@ func wakeInOrder(batch []*waiter) {
 	batch[0].wake()
 }
 
-// live is how many sockets are in the set.
-func (p *orderPoller) live() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.waiters) - len(p.free)
-}
-
 // wait reads the ready events without waiting, as a raw call like the
 // fast path's reads; 0 when there are none.
 func (p *orderPoller) wait() int {
@@ -322,4 +315,6 @@ func (w *waiter) read(rc syscall.RawConn, fn func(fd uintptr) bool) error {
 	}
 }
 
+// run is w.step: it keeps the result of the callback of the read in
+// progress.
 func (w *waiter) run(fd uintptr) { w.done = w.fn(fd) }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -86,7 +87,7 @@ func TestOrderCollectsInEventOrder(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		if !slicesEqual(order, want) {
+		if !slices.Equal(order, want) {
 			t.Fatalf("events in order %v, want %v", order, want)
 		}
 	}
@@ -111,16 +112,11 @@ func TestOrderCollectsInEventOrder(t *testing.T) {
 	check()
 }
 
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// live is how many sockets are in the set.
+func (p *orderPoller) live() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiters) - len(p.free)
 }
 
 // TestOrderWakesInOrder: goroutines woken for one batch run in the
@@ -137,7 +133,7 @@ func TestOrderWakesInOrder(t *testing.T) {
 	want := []int{0, 1, 2, 3, 4, 5, 6, 7}
 	var got []int
 	for range 3 {
-		if got = wakeBatch(len(want)); slicesEqual(got, want) {
+		if got = wakeBatch(len(want)); slices.Equal(got, want) {
 			return
 		}
 	}
