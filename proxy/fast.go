@@ -151,7 +151,6 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	handed := fc.serve()
 	fs.untrack(fc)
 	if !handed {
-		fc.unwatch(false)
 		_ = c.Close() // done with it; an error changes nothing
 	}
 	fc.release()

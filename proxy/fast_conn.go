@@ -105,8 +105,10 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	return fc
 }
 
-// release returns the connection's buffers to the pool.
+// release returns the connection's buffers to the pool, and its place in
+// the ordered waits (if a hand-off has not already).
 func (fc *fconn) release() {
+	fc.unwatch(false)
 	fc.bw.Reset(nil)
 	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.w = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
 	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
@@ -317,8 +319,9 @@ func (fc *fconn) kick() {
 	}
 }
 
-// unwatch takes the connection out of the ordered waits: it is closing,
-// or stays open (handed to net/http) when open is set.
+// unwatch takes the connection out of the ordered waits: it is closing
+// or closed, or stays open (handed to net/http) when open is set. Again
+// is harmless.
 func (fc *fconn) unwatch(open bool) {
 	switch {
 	case fc.w == nil:
