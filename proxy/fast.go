@@ -143,7 +143,7 @@ func (fs *fastServer) serveConn(c net.Conn) {
 	defer func() {
 		if v := recover(); v != nil {
 			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			fc.unwatch(false)
+			fc.w.forget()
 			_ = c.Close() // its state is unknown
 			fs.untrack(fc)
 		}
@@ -184,7 +184,7 @@ func (fs *fastServer) shutdown() {
 	for fc := range fs.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			_ = fc.c.Close() // its goroutine sees the read fail
-			fc.kick()
+			fc.w.wake()      // from an ordered wait; the runtime's poller wakes its own
 		}
 	}
 	done := len(fs.conns) == 0
@@ -201,7 +201,7 @@ func (fs *fastServer) closeAll() {
 	for fc := range fs.conns {
 		fc.state.Store(connClosed)
 		_ = fc.c.Close() // its goroutine sees the read or write fail
-		fc.kick()
+		fc.w.wake()
 	}
 	fs.mu.Unlock()
 }

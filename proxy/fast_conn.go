@@ -108,7 +108,7 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool, and its place in
 // the ordered waits (if a hand-off has not already).
 func (fc *fconn) release() {
-	fc.unwatch(false)
+	fc.w.forget() // again after a hand-off is harmless
 	fc.bw.Reset(nil)
 	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.w = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
 	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
@@ -200,13 +200,7 @@ func (fc *fconn) next(first bool) action {
 // to be read (fc.pending long), which the blocking path serves.
 func (fc *fconn) serveRaw() action {
 	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
-	var err error
-	if fc.w != nil {
-		err = fc.w.read(fc.rc, fc.onReadable)
-	} else {
-		err = fc.rc.Read(fc.onReadable)
-	}
-	if err != nil {
+	if err := fc.w.read(fc.rc, fc.onReadable); err != nil {
 		// The idle or header timeout, or shutdown closed the connection.
 		return doClose
 	}
@@ -306,30 +300,7 @@ func (fc *fconn) arm() bool {
 // setWaitDeadline sets the deadline of serveRaw's wait.
 func (fc *fconn) setWaitDeadline(t time.Time) {
 	_ = fc.c.SetReadDeadline(t) // failing, the wait fails too
-	if fc.w != nil {
-		fc.w.setDeadline(t)
-	}
-}
-
-// kick wakes the connection's goroutine from an ordered wait after
-// shutdown closed it; the runtime's poller wakes its own waits.
-func (fc *fconn) kick() {
-	if fc.w != nil {
-		fc.w.wake()
-	}
-}
-
-// unwatch takes the connection out of the ordered waits: it is closing
-// or closed, or stays open (handed to net/http) when open is set. Again
-// is harmless.
-func (fc *fconn) unwatch(open bool) {
-	switch {
-	case fc.w == nil:
-	case open:
-		fc.w.leave(fc.rc)
-	default:
-		fc.w.forget()
-	}
+	fc.w.setDeadline(t)
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -480,7 +451,7 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
-	fc.unwatch(true)
+	fc.w.leave(fc.rc)
 	conn := fc.c
 	if replay {
 		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered())}

@@ -28,6 +28,9 @@ import (
 // write); its events for a socket nobody waits on there only mark it
 // ready.
 //
+// A nil *waiter is a socket left to the runtime's poller: its methods do
+// nothing, and its read is rc.Read.
+//
 // A waiter is woken through a channel that holds one token: an event that
 // comes while its goroutine is busy leaves the token, and the next wait
 // ends at once with a read that may find nothing, as a wait in the
@@ -247,12 +250,17 @@ func (p *orderPoller) register(fd int) *waiter {
 // forget gives w's slot back. Closing the socket takes it out of the set;
 // a socket that stays open (handed to net/http) is taken out by leave.
 func (w *waiter) forget() {
-	order.release(w)
+	if w != nil {
+		order.release(w)
+	}
 }
 
 // leave takes the socket of rc out of the set and forgets w, for a socket
 // that stays open.
 func (w *waiter) leave(rc syscall.RawConn) {
+	if w == nil {
+		return
+	}
 	_ = rc.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(order.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) // fails only if it is not there
 	})
@@ -270,6 +278,9 @@ func (p *orderPoller) release(w *waiter) {
 
 // wake leaves a token, unless one is there already.
 func (w *waiter) wake() {
+	if w == nil {
+		return
+	}
 	select {
 	case w.ch <- struct{}{}:
 	default:
@@ -278,11 +289,14 @@ func (w *waiter) wake() {
 
 // setDeadline sets the deadline of the waits that follow (zero: none).
 func (w *waiter) setDeadline(t time.Time) {
-	if t.IsZero() {
-		w.deadline.Store(0)
+	switch {
+	case w == nil:
 		return
+	case t.IsZero():
+		w.deadline.Store(0)
+	default:
+		w.deadline.Store(t.UnixNano())
 	}
-	w.deadline.Store(t.UnixNano())
 }
 
 // read is rc.Read(fn) with its waits in the set: fn runs with the
@@ -291,6 +305,9 @@ func (w *waiter) setDeadline(t time.Time) {
 // socket's readiness first. It fails with os.ErrDeadlineExceeded when the
 // deadline passed, and with rc.Control's error once the socket is closed.
 func (w *waiter) read(rc syscall.RawConn, fn func(fd uintptr) bool) error {
+	if w == nil {
+		return rc.Read(fn)
+	}
 	select {
 	case <-w.ch:
 	default:

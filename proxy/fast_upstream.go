@@ -126,13 +126,8 @@ func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err er
 	rest := wire
 	if u.rc != nil && u.in.w < len(u.in.b) {
 		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-		var err error
-		if u.w != nil {
-			u.w.setDeadline(deadline)
-			err = u.w.read(u.rc, u.onReady)
-		} else {
-			err = u.rc.Read(u.onReady)
-		}
+		u.w.setDeadline(deadline)
+		err := u.w.read(u.rc, u.onReady)
 		rest, u.out = u.out, nil
 		switch {
 		case err != nil:
@@ -196,10 +191,8 @@ func (u *upConn) ready(fd uintptr) bool {
 
 // close closes the connection and gives its buffer back.
 func (u *upConn) close() {
-	if u.w != nil {
-		u.w.forget()
-		u.w = nil
-	}
+	u.w.forget()
+	u.w = nil
 	_ = u.c.Close() // nothing to do about a failed close
 	if len(u.in.b) == upstreamBufSize {
 		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))
