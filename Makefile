@@ -19,7 +19,7 @@ GOLANGCI_LINT ?= $(if $(wildcard $(GOBIN_DIR)/golangci-lint),$(GOBIN_DIR)/golang
 BENCH_PKGS := ./dnsserver/ ./policy/ ./proxy/ ./geo/
 FUZZTIME   ?= 10s
 
-.PHONY: all build test lint fmt-check vet check tools fuzz-smoke bench clean
+.PHONY: all build test lint fmt-check vet tidy-check check tools fuzz-smoke bench clean
 
 all: check build
 
@@ -51,7 +51,16 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-check: tools fmt-check vet lint test
+# go.mod and go.sum must be what `go mod tidy` makes of them: direct
+# dependencies listed as direct, nothing unused.
+tidy-check:
+	@if ! out="$$($(GO) mod tidy -diff 2>&1)"; then \
+		echo "tidy-check: go mod tidy would change go.mod/go.sum (run go mod tidy):"; \
+		echo "$$out"; \
+		exit 1; \
+	fi
+
+check: tools fmt-check vet tidy-check lint test
 
 # Installs the pinned golangci-lint into $(GOBIN_DIR) unless it is already there.
 tools:
