@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/meridian-edge/meridian/certs"
@@ -19,6 +20,11 @@ import (
 // listen binds every listener of cfg: DNS, http, https and admin.
 func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 	if len(cfg.Listen.DNS) > 0 {
+		for _, a := range cfg.Listen.DNS {
+			if err := refuseDefaultPort("dns", a); err != nil {
+				return err
+			}
+		}
 		if err := n.dns.ListenAndServe(ctx, cfg.Listen.DNS); err != nil {
 			return fmt.Errorf("starting dns: %w", err)
 		}
@@ -77,8 +83,35 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
+// defaultPorts are the ports of the product's default and demo addresses
+// (SPEC section 2: dns 5353, http 8080, admin 9053). A test binary that
+// binds one of them collides with a node running on the same machine, so
+// under testing it is refused: test configs bind 127.0.0.1:0.
+var defaultPorts = []string{"5353", "8080", "9053"}
+
+// refuseDefaultPort fails, in a test binary only, when addr uses one of
+// defaultPorts.
+func refuseDefaultPort(kind, addr string) error {
+	if !testing.Testing() {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // net.Listen reports it
+	}
+	for _, p := range defaultPorts {
+		if port == p {
+			return fmt.Errorf("listening %s on %s: tests must not bind a default port of the product; use 127.0.0.1:0", kind, addr)
+		}
+	}
+	return nil
+}
+
 // serve binds addr and serves h on srv in the background.
 func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tls.Config) error {
+	if err := refuseDefaultPort(strings.Split(kind, "/")[0], addr); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, err)
