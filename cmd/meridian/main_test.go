@@ -83,6 +83,10 @@ func TestValidate(t *testing.T) {
 		{"missing file", []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, 1, nil, []string{"nope.yaml"}},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, 0, []string{"meridian "}, nil},
+		{"validate --help", []string{"validate", "--help"}, 0, []string{"usage: meridian validate --config FILE", "-config"}, nil},
+		{"run --help", []string{"run", "--help"}, 0, []string{"usage: meridian run --config FILE", "SIGHUP reloads", "-log-format"}, nil},
+		{"run -h", []string{"run", "-h"}, 0, []string{"usage: meridian run"}, nil},
+		{"bad flag", []string{"run", "--frob"}, 2, nil, []string{"meridian run: flag provided but not defined: -frob", "-config"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
