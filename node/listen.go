@@ -123,6 +123,7 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 	}
 	n.servers = append(n.servers, srv)
 	n.setBound(kind, ln.Addr())
+	n.log.Info(strings.Split(kind, "/")[0]+" listening", "addr", ln.Addr().String(), "tls", tc != nil)
 	serve := srv.Serve
 	if kind != "admin" {
 		// http and https listeners: the proxy's fast path, which hands

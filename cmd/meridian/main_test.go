@@ -189,6 +189,14 @@ services:
 		return r.Answer[0].Header().Ttl
 	}
 	poll(t, 10*time.Second, "ready", func() bool { return status() == 200 })
+	for _, l := range []string{
+		fmt.Sprintf("msg=\"dns listening\" component=dns addr=127.0.0.1:%d", dnsPort),
+		fmt.Sprintf("msg=\"admin listening\" component=node addr=127.0.0.1:%d", adminPort),
+	} {
+		if !strings.Contains(child.stderr.String(), l) {
+			t.Errorf("the log lacks %q", l)
+		}
+	}
 	if got := ttl(); got != 30 {
 		t.Fatalf("ttl: got %d, want 30", got)
 	}
