@@ -14,6 +14,7 @@ import (
 
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -179,8 +180,16 @@ func (n *Node) adminHandler() http.Handler {
 	if n.opts.Admin != nil {
 		mux.Handle("/", n.opts.Admin(n))
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(AdminHeader, version.Version)
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// AdminHeader is set on every answer of the admin listener, with the
+// node's version: a client such as ctl tells by it that it reached a
+// meridian admin API and not something else on that address.
+const AdminHeader = "X-Meridian-Admin"
 
 func proxyHostnames(cfg *config.Config) []string {
 	var out []string

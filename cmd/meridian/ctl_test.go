@@ -290,6 +290,7 @@ func TestCtlErrors(t *testing.T) {
 		{"unknown flag", []string{"status", "--verbose"}, 2, "flag provided but not defined: -verbose"},
 		{"zero limit", []string{"--admin", url, "audit", "--limit", "0"}, 2, "--limit must be at least 1"},
 		{"bad admin url", []string{"--admin", "ftp://x", "status"}, 2, `--admin "ftp://x" is not an http(s) URL`},
+		{"not meridian", []string{"--admin", notMeridian(t), "--token", ctlWriteSecret, "status"}, 1, `answered "404 Not Found", but not as a meridian admin API`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -303,6 +304,15 @@ func TestCtlErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notMeridian is the URL of an HTTP server that is not a meridian admin
+// API (a metrics exporter on the port, say).
+func notMeridian(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func TestCtlHelp(t *testing.T) {
