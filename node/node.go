@@ -112,6 +112,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.started = n.now()
 	cfg := n.cfg
+	if err := checkServes(cfg); err != nil {
+		return err
+	}
 
 	if err := n.openState(cfg); err != nil {
 		return err

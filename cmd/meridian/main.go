@@ -111,7 +111,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meridian validate: --config FILE is required")
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// What run opens besides the file: the GeoIP database, the state.
+	if err := node.Check(cfg); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
