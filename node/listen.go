@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 			}
 		}
 		if err := n.dns.ListenAndServe(ctx, cfg.Listen.DNS); err != nil {
-			return fmt.Errorf("starting dns: %w", err)
+			return fmt.Errorf("starting dns: %w", privilegeHint(err))
 		}
 		for i, a := range n.dns.Addrs() {
 			n.setBound(fmt.Sprintf("dns/%d", i), a)
@@ -108,6 +109,17 @@ func refuseDefaultPort(kind, addr string) error {
 	return nil
 }
 
+// privilegeHint adds to a bind refused for want of privilege (a port below
+// 1024 bound by an unprivileged user) what the operator can do about it.
+func privilegeHint(err error) error {
+	if !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	return fmt.Errorf("%w (ports below 1024 need the CAP_NET_BIND_SERVICE capability: "+
+		"run under the systemd unit deploy/systemd/meridian.service, which grants it, "+
+		"or give the binary it with 'setcap cap_net_bind_service=+ep /path/to/meridian')", err)
+}
+
 // serve binds addr and serves h on srv in the background.
 func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tls.Config) error {
 	if err := refuseDefaultPort(strings.Split(kind, "/")[0], addr); err != nil {
@@ -115,7 +127,7 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, err)
+		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, privilegeHint(err))
 	}
 	srv.Handler = h
 	if tc != nil {

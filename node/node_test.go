@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,5 +294,22 @@ func TestDefaultPortsRefusedInTests(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "127.0.0.1:9053") {
 		t.Fatalf("error %q does not name the address", err)
+	}
+}
+
+func TestPrivilegeHint(t *testing.T) {
+	denied := &net.OpError{Op: "listen", Net: "udp", Err: os.NewSyscallError("bind", syscall.EACCES)}
+	got := privilegeHint(denied).Error()
+	for _, want := range []string{"permission denied", "CAP_NET_BIND_SERVICE", "setcap cap_net_bind_service=+ep", "deploy/systemd/meridian.service"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hint %q lacks %q", got, want)
+		}
+	}
+	if !errors.Is(privilegeHint(denied), syscall.EACCES) {
+		t.Error("the hint hides the cause")
+	}
+	inUse := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	if got := privilegeHint(inUse); got != error(inUse) {
+		t.Errorf("another error changed: %v", got)
 	}
 }
