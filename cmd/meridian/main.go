@@ -142,6 +142,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meridian run:", err)
 		return 2
 	}
+	if _, err := os.Stat(*path); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "meridian run: no config at %s: write or mount one there "+
+			"(configs/first-node.yaml is a loopback-only one to start from; configs/example.yaml documents every key)\n", *path)
+		return 1
+	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

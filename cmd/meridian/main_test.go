@@ -86,6 +86,7 @@ func TestValidate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("MERIDIAN_TOKEN", "first-node-secret")
 	t.Setenv("MERIDIAN_OPS_TOKEN", "ops-secret")
 	t.Setenv("MERIDIAN_READ_TOKEN", "read-secret")
 	for _, tt := range []struct {
@@ -96,6 +97,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"example config", []string{"validate", "--config", "../../configs/example.yaml"}, 0, []string{"../../configs/example.yaml: ok"}, nil},
 		{"bench config", []string{"validate", "--config", "../../configs/bench.yaml"}, 0, []string{"ok"}, nil},
+		{"first node config", []string{"validate", "--config", "../../configs/first-node.yaml"}, 0, []string{"first-node.yaml: ok"}, nil},
 		{"every error with file and line", []string{"validate", "--config", bad}, 1, nil,
 			[]string{bad + ":3: ", bad + ":6: ", bad + ":7: "}},
 		{"missing flag", []string{"validate"}, 2, nil, []string{"--config FILE is required"}},
@@ -105,6 +107,7 @@ func TestValidate(t *testing.T) {
 		{"missing geoip database", []string{"validate", "--config", noGeo}, 1, nil, []string{noGeo + ": geoip.database: ", filepath.Join(dir, "missing.mmdb")}},
 		{"unreadable state", []string{"validate", "--config", badState}, 1, nil, []string{badState + ": state.path: ", filepath.Join(dir, "broken.json")}},
 		{"version", []string{"version"}, 0, []string{"meridian "}, nil},
+		{"run without its config", []string{"run", "--config", filepath.Join(dir, "absent.yaml")}, 1, nil, []string{"meridian run: no config at " + filepath.Join(dir, "absent.yaml") + ": write or mount one there"}},
 		{"validate --help", []string{"validate", "--help"}, 0, []string{"usage: meridian validate --config FILE", "-config"}, nil},
 		{"run --help", []string{"run", "--help"}, 0, []string{"usage: meridian run --config FILE", "SIGHUP reloads", "-log-format"}, nil},
 		{"run -h", []string{"run", "-h"}, 0, []string{"usage: meridian run"}, nil},
