@@ -7,6 +7,7 @@ import "net/http"
 func (a *API) routeTable() []route {
 	return []route{
 		get("/v1/status", a.status),
+		get("/v1/whoami", a.whoami),
 		get("/v1/services", a.services),
 		get("/v1/services/{service}", a.service),
 		change(http.MethodPatch, "/v1/services/{service}/dials", a.setDials),
