@@ -18,6 +18,8 @@ type Config struct {
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`
 	Services []Service `yaml:"services"`
+	// AccessLog is the proxy's per-request log (accesslog.go).
+	AccessLog AccessLog `yaml:"access_log"`
 
 	// File is the path the config was read from ("" when parsed from bytes
 	// without a name). Set by Load and Parse, never by YAML.

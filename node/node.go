@@ -62,6 +62,7 @@ type Node struct {
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
 	certs   *certs.Manager
+	access  accessLog
 	servers []*http.Server
 	bound   map[string]net.Addr // listener kind/address → bound address
 
@@ -143,6 +144,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
 	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	out, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return err
+	}
+	n.access.set(n, out)
 
 	n.mu.Lock()
 	err = n.rebuildLocked()
@@ -307,6 +313,7 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.access.close(n)
 	if n.certs != nil {
 		n.certs.Stop()
 	}

@@ -25,11 +25,20 @@ func (n *Node) Reload(who Actor) error {
 		n.log.Error("config reload refused; the old config keeps serving", "err", err)
 		return errorf(ErrInvalid, "%s", err.Error())
 	}
-	if err := n.apply(cfg, who); err != nil {
+	// Opened before anything changes, so that a path that cannot be
+	// written refuses the reload; reopened on every reload, for rotation.
+	out, err := openAccessLog(cfg.AccessLog.Path)
+	if err == nil {
+		if err = n.apply(cfg, who); err != nil && out != nil {
+			closeWriter(out)
+		}
+	}
+	if err != nil {
 		n.m.reloads.WithLabelValues("error").Inc()
 		n.log.Error("config reload refused; the old config keeps serving", "err", err)
 		return errorf(ErrInvalid, "%s", err.Error())
 	}
+	n.access.set(n, out)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
 }

@@ -140,7 +140,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		printDemo(stdout, token, selfCommand(), addrs)
 	}()
-	if code := serve(n, log); code != 0 {
+	if code := serve(n, log, nil); code != 0 {
 		fmt.Fprintln(stderr, "meridian demo: if an address is taken (port 5353 often is, by mDNS), choose others with --dns, --http and --admin")
 		return code
 	}
