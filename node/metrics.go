@@ -36,6 +36,7 @@ func newMetrics(n *Node) *metrics {
 	n.reg.MustRegister(
 		m.failOpen, m.reloads, buildInfo,
 		&dialCollector{n: n},
+		&stateCollector{n: n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
