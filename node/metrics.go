@@ -37,6 +37,8 @@ func newMetrics(n *Node) *metrics {
 		m.failOpen, m.reloads, buildInfo,
 		&dialCollector{n: n},
 		&stateCollector{n: n},
+		&fleetCollector{n: n},
+		&fleetUpCollector{n: n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

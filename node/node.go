@@ -14,6 +14,7 @@ import (
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/geo"
 	"github.com/meridian-edge/meridian/health"
 	"github.com/meridian-edge/meridian/proxy"
@@ -57,6 +58,8 @@ type Node struct {
 
 	etcd      *clientv3.Client // shared by state, fleet and certificates; nil with the file backend
 	etcdStore *state.Etcd      // the store when the backend is etcd
+	members   *fleet.Membership
+	cfgHash   string           // configHash of cfg
 	rttPrev   map[string][]int // service → previous RTT ranking
 
 	view atomic.Pointer[View]
@@ -94,6 +97,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		rttPrev: map[string][]int{},
 		kick:    make(chan struct{}, 1),
 		bound:   map[string]net.Addr{},
+		cfgHash: configHash(cfg),
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
@@ -152,6 +156,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.health.Start(ctx); err != nil {
 		return fmt.Errorf("starting health checks: %w", err)
+	}
+	if err := n.startFleet(ctx, cfg); err != nil {
+		return err
 	}
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
@@ -227,7 +234,7 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-n.kick:
 		case <-t.C:
-			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() {
+			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() && !n.fleetMoved(v) {
 				continue
 			}
 		}
@@ -324,6 +331,9 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.members != nil {
+		n.members.Stop()
+	}
 	if n.certs != nil {
 		n.certs.Stop()
 	}

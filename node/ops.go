@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
@@ -45,6 +46,9 @@ type RegionView struct {
 	Effective bool           `json:"effective_up"`
 	RTTMillis float64        `json:"rtt_ms"`
 	Endpoints []EndpointView `json:"endpoints"`
+	// Fleet is the fleet's view of the region, which DNS answers use
+	// under fleet.health quorum; absent for a node alone.
+	Fleet *fleet.Verdict `json:"fleet,omitempty"`
 }
 
 // EndpointView is one endpoint's last check.
@@ -67,6 +71,7 @@ type StatusView struct {
 	Geo        string       `json:"geoip"`
 	Regions    []RegionView `json:"regions"`
 	State      StateView    `json:"state"`
+	Health     string       `json:"fleet_health"` // fleet.health: local or quorum
 }
 
 // Status describes the node and every region.
@@ -79,6 +84,7 @@ func (n *Node) Status() StatusView {
 		Generation: v.Generation,
 		Ready:      n.Ready(),
 		State:      n.StateStatus(),
+		Health:     v.Config.Fleet.Health,
 	}
 	if v.Geo != nil {
 		sv.Geo = v.Geo.Description()
@@ -98,6 +104,10 @@ func regionView(v *View, i int) RegionView {
 		Override:  pr.Override.String(),
 		Effective: pr.Override == policy.ForceUp || (pr.Override == policy.Auto && pr.Up),
 		RTTMillis: ms(pr.RTT),
+	}
+	if i < len(v.Fleet) {
+		f := v.Fleet[i]
+		rv.Fleet = &f
 	}
 	for k, e := range cr.Endpoints {
 		ev := EndpointView{Endpoint: endpointName(e.URL, e.Address, e.Hostname), Up: true}

@@ -68,6 +68,7 @@ type Etcd struct {
 	auditCap int
 
 	writeMu sync.Mutex // serialises Update
+	cacheMu sync.Mutex // serialises saveCache
 
 	mu       sync.Mutex
 	cur      Snapshot // published state; Audit included
@@ -297,10 +298,12 @@ func (e *Etcd) Update(fn func(*Snapshot) error, audit ...AuditEntry) (Snapshot, 
 				return Snapshot{}, fmt.Errorf("updating state: %w", err)
 			}
 			e.apply(st, r, s, true)
+			e.saveCache()
 			cur, rev, seq = st, r, s
 			continue
 		}
 		e.apply(next, resp.Header.Revision, newSeq, false)
+		e.saveCache() // before the change is answered, even if the watch applied it first
 		e.log.Debug("state written", "generation", next.Generation, "revision", resp.Header.Revision, "audit_entries", len(added))
 		return next.Clone(), nil
 	}
@@ -427,7 +430,6 @@ func (e *Etcd) apply(st Snapshot, rev int64, seq uint64, echo bool) {
 	if echo {
 		e.publish()
 	}
-	e.saveCache()
 }
 
 // saveCache writes the state to the cache file, for a start while etcd is
@@ -436,6 +438,10 @@ func (e *Etcd) saveCache() {
 	if e.cache == "" {
 		return
 	}
+	// One save at a time, each of the state as it is when it starts: the
+	// last to finish wrote the newest.
+	e.cacheMu.Lock()
+	defer e.cacheMu.Unlock()
 	e.mu.Lock()
 	s := e.cur.Clone()
 	e.mu.Unlock()

@@ -94,6 +94,9 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if st.Geo != "" {
 		t.row("geoip\t%s", st.Geo)
 	}
+	if st.State.Backend != "" {
+		t.row("state\t%s", stateLine(&st.State))
+	}
 	t.row("")
 	if err := t.flush(); err != nil {
 		return err
