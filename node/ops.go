@@ -297,6 +297,11 @@ func (n *Node) SetOverride(region, health string, who Actor) (RegionView, error)
 // changeLocked makes a change durable in the state store, then rebuilds
 // and publishes the snapshot. n.mu must be held.
 func (n *Node) changeLocked(fn func(*state.Snapshot) error, audit ...state.AuditEntry) error {
+	for i := range audit {
+		if audit[i].Node == "" {
+			audit[i].Node = n.cfg.Node.Name
+		}
+	}
 	st, err := n.store.Update(fn, audit...)
 	if errors.Is(err, ErrUnavailable) {
 		return err // "state backend unavailable: …", answered 503

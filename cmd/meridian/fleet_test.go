@@ -19,6 +19,7 @@ import (
 	"github.com/meridian-edge/meridian/admin"
 	"github.com/meridian-edge/meridian/internal/etcdtest"
 	"github.com/meridian-edge/meridian/node"
+	"github.com/meridian-edge/meridian/state"
 )
 
 // The fleet tests run real meridian processes sharing a real etcd.
@@ -577,5 +578,99 @@ func TestFleetQuorumHealth(t *testing.T) {
 				t.Errorf("n1 answers %v, want us", a)
 			}
 		})
+	}
+}
+
+// TestFleetShiftTakeover: a shift runs on one node only; when that node is
+// killed mid-way another takes it over at the step it reached and
+// completes it.
+func TestFleetShiftTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three processes")
+	}
+	etcd := etcdtest.Start(t)
+	nodes := startFleet(t, 3, etcd.Endpoint, nil)
+	poll(t, 10*time.Second, "all three listed", func() bool { return len(nodes[0].nodes(t)) == 3 })
+	var sh state.Shift
+	if code := nodes[0].status(t, http.MethodPost, "/v1/services/api/shifts",
+		`{"region": "us", "steps": [75, 50, 25, 0], "hold": "1500ms", "reason": "fleet test"}`, &sh); code != http.StatusCreated {
+		t.Fatalf("start shift: %d", code)
+	}
+	// Find the runner: the one node that took the shift's lock.
+	var runner *fleetNode
+	poll(t, 20*time.Second, "a node to run the shift", func() bool {
+		for _, n := range nodes {
+			if strings.Contains(n.child.stderr.String(), `msg="running shift"`) {
+				if runner != nil && runner != n {
+					t.Fatalf("both %s and %s run the shift", runner.name, n.name)
+				}
+				runner = n
+			}
+		}
+		return runner != nil
+	})
+	audit := func(n *fleetNode) []state.AuditEntry {
+		var body admin.AuditBody
+		n.status(t, http.MethodGet, "/v1/audit?limit=50", "", &body)
+		return body.Entries
+	}
+	// Runner-made steps: every shift change but the start (its first
+	// step is set by the node that took the request).
+	steps := func(n *fleetNode) map[string]int {
+		by := map[string]int{}
+		for _, e := range audit(n) {
+			if strings.HasPrefix(e.Action, "shift.") && e.Action != "shift.start" && !strings.HasSuffix(e.Reason, ": started") {
+				by[e.Node]++
+			}
+		}
+		return by
+	}
+	poll(t, 20*time.Second, "the runner to take a step", func() bool { return steps(nodes[0])[runner.name] > 0 })
+	if by := steps(nodes[0]); len(by) != 1 {
+		t.Fatalf("shift steps taken by %v, want the runner alone", by)
+	}
+	var others []*fleetNode
+	for _, n := range nodes {
+		if n != runner {
+			others = append(others, n)
+		}
+	}
+	if err := runner.child.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var took time.Duration
+	poll(t, 30*time.Second, "another node to take the shift over", func() bool {
+		for _, n := range others {
+			if strings.Contains(n.child.stderr.String(), `msg="running shift"`) {
+				took = time.Since(killed)
+				return true
+			}
+		}
+		return false
+	})
+	var list struct {
+		Shifts []state.Shift `json:"shifts"`
+	}
+	poll(t, 30*time.Second, "the shift to complete", func() bool {
+		if others[0].status(t, http.MethodGet, "/v1/services/api/shifts", "", &list) != http.StatusOK {
+			return false
+		}
+		for _, s := range list.Shifts {
+			if s.ID == sh.ID {
+				return s.State == state.ShiftDone
+			}
+		}
+		return false
+	})
+	done := time.Since(killed)
+	t.Logf("shift runner killed: another node took the shift over after %v (node_ttl 2s), completed it %v after the kill",
+		took.Round(time.Millisecond), done.Round(time.Millisecond))
+	for _, n := range others {
+		poll(t, 5*time.Second, n.name+" to serve dial 0", func() bool { return n.dial(t, "us") == 0 })
+	}
+	by := steps(others[0])
+	if by[runner.name] == 0 || len(by) != 2 {
+		t.Errorf("shift steps taken by %v, want the killed runner and one other", by)
 	}
 }
