@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/meridian-edge/meridian/admin"
+	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/internal/etcdtest"
 	"github.com/meridian-edge/meridian/node"
 	"github.com/meridian-edge/meridian/state"
@@ -672,5 +673,32 @@ func TestFleetShiftTakeover(t *testing.T) {
 	by := steps(others[0])
 	if by[runner.name] == 0 || len(by) != 2 {
 		t.Errorf("shift steps taken by %v, want the killed runner and one other", by)
+	}
+}
+
+func TestDemoFleetConfigLoads(t *testing.T) {
+	t.Setenv("MERIDIAN_DEMO_TOKEN", "demo-secret")
+	dir := t.TempDir()
+	addrs := demoAddrs{dns: "127.0.0.1:15353", http: "127.0.0.1:18080", admin: "127.0.0.1:19053", regionPort: "19100"}
+	var hashes []string
+	for i := range demoFleetSize {
+		path := filepath.Join(dir, fmt.Sprintf("demo-%d.yaml", i+1))
+		if err := os.WriteFile(path, []byte(demoFleetYAML(dir, addrs, i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("demo-edge-%d", i+1); cfg.Node.Name != want || cfg.State.Backend != "etcd" || cfg.Fleet.Health != "quorum" {
+			t.Fatalf("node %d: name %q, backend %q, health %q", i+1, cfg.Node.Name, cfg.State.Backend, cfg.Fleet.Health)
+		}
+		if want := fmt.Sprintf("127.0.0.1:%d", 15353+i); cfg.Listen.DNS[0] != want {
+			t.Fatalf("node %d: dns %v, want %s", i+1, cfg.Listen.DNS, want)
+		}
+		hashes = append(hashes, cfg.State.Path)
+	}
+	if hashes[0] == hashes[1] {
+		t.Fatal("two demo nodes share a state path")
 	}
 }
