@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -158,9 +159,11 @@ func demoFleet(dir, token string, addrs demoAddrs, log *slog.Logger, stdout, std
 	<-sig
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
+	var wg sync.WaitGroup
 	for _, n := range nodes {
-		_ = n.Shutdown(sctx)
+		wg.Go(func() { _ = n.Shutdown(sctx) })
 	}
+	wg.Wait()
 	nodes = nil
 	return 0
 }
