@@ -77,6 +77,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"example config", []string{"validate", "--config", "../../configs/example.yaml"}, 0, []string{"../../configs/example.yaml: ok"}, nil},
 		{"bench config", []string{"validate", "--config", "../../configs/bench.yaml"}, 0, []string{"ok"}, nil},
+		{"fleet config 1", []string{"validate", "--config", "../../configs/fleet-edge-1.yaml"}, 0, []string{"ok"}, nil},
+		{"fleet config 2", []string{"validate", "--config", "../../configs/fleet-edge-2.yaml"}, 0, []string{"ok"}, nil},
+		{"fleet config 3", []string{"validate", "--config", "../../configs/fleet-edge-3.yaml"}, 0, []string{"ok"}, nil},
 		{"every error with file and line", []string{"validate", "--config", bad}, 1, nil,
 			[]string{bad + ":3: ", bad + ":6: ", bad + ":7: "}},
 		{"missing flag", []string{"validate"}, 2, nil, []string{"--config FILE is required"}},
