@@ -328,7 +328,11 @@ func (n *Node) Explain(service string, client netip.Addr) (*policy.Explanation, 
 			c.Location = policy.Point{Lat: loc.Lat, Lon: loc.Lon, Valid: true}
 		}
 	}
-	_, ex := policy.Explain(v.Policy, j, &c)
+	ps := v.Policy
+	if v.Config.Services[j].Mode != "proxy" {
+		ps = v.DNSPolicy // under fleet.health quorum, the fleet's view of region health
+	}
+	_, ex := policy.Explain(ps, j, &c)
 	return ex, nil
 }
 

@@ -573,6 +573,15 @@ func TestFleetQuorumHealth(t *testing.T) {
 			if st.Health != mode {
 				t.Errorf("status fleet_health %q, want %q", st.Health, mode)
 			}
+			// The explanation of a DNS decision uses the same view.
+			var ex struct {
+				Outcome string `json:"outcome"`
+			}
+			wantRegion := map[string]string{"192.0.2.10": "us", "192.0.2.20": "eu"}[want]
+			if n3.status(t, http.MethodGet, "/v1/explain?service=api&client=81.2.69.142", "", &ex) != http.StatusOK ||
+				ex.Outcome != "answer "+wantRegion {
+				t.Errorf("n3 explains %q, want %q", ex.Outcome, "answer "+wantRegion)
+			}
 			// The proxy keeps n3's own view in both modes.
 			a, _ := nodes[0].answer(t)
 			if !slices.Equal(a, []string{"192.0.2.10"}) {
