@@ -17,5 +17,6 @@ func (a *API) routeTable() []route {
 		get("/v1/explain", a.explain),
 		get("/v1/audit", a.audit),
 		change(http.MethodPost, "/v1/reload", a.reload),
+		get("/v1/nodes", a.nodes),
 	}
 }

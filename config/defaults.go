@@ -112,6 +112,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	if c.State.Etcd != nil {
 		setString(&c.State.Etcd.Prefix, DefaultEtcdPrefix)
 	}
+	fleetDefaults(c, pos)
 
 	for i := range c.Regions {
 		regionDefaults(&c.Regions[i], pos, itemPath("regions", i))

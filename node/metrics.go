@@ -37,6 +37,9 @@ func newMetrics(n *Node) *metrics {
 		m.failOpen, m.reloads, buildInfo,
 		&dialCollector{n: n},
 		&overrideCollector{n: n},
+		&stateCollector{n: n},
+		&fleetCollector{n: n},
+		&fleetUpCollector{n: n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

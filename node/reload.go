@@ -61,11 +61,11 @@ func (n *Node) apply(cfg *config.Config, who Actor) error {
 		n.geo, n.geoPath = db, cfg.GeoIP.Database
 	}
 	n.health.Update(cfg.Regions)
-	n.cfg = cfg
+	n.cfg, n.cfgHash = cfg, configHash(cfg)
 	n.gen++
 	if err := n.rebuildLocked(); err != nil {
 		// Put everything back as it was.
-		n.cfg = old
+		n.cfg, n.cfgHash = old, configHash(old)
 		n.gen--
 		if n.geo != oldGeo {
 			_ = n.geo.Close()

@@ -26,6 +26,7 @@ subcommands:
   abort SERVICE SHIFT_ID [--reason TEXT]        stop a running shift and restore the dial it started from
   audit [--limit N]                             recent changes, newest first (default 100)
   reload [--reason TEXT]                        reload the node's config file
+  nodes                                         the fleet's live nodes: version, readiness, config, regions they see down
 
 flags (before or after the subcommand and its arguments):
   --admin URL            admin API address (default http://127.0.0.1:9053)
@@ -74,6 +75,7 @@ var ctlCommands = []ctlCommand{
 		flags: []string{"hold", "max-error-ratio", "max-p95", "min-requests", "max-wait", "reason"}, run: ctlShift},
 	{name: "shifts", args: []string{"SERVICE"}, run: ctlShifts},
 	{name: "abort", args: []string{"SERVICE", "SHIFT_ID"}, flags: []string{"reason"}, run: ctlAbort},
+	{name: "nodes", run: ctlNodes},
 }
 
 // globalCtlFlags apply to every subcommand.

@@ -65,6 +65,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&addrs.http, "http", "127.0.0.1:8080", "proxy listen address")
 	fs.StringVar(&addrs.admin, "admin", config.DefaultAdminListen, "admin API listen address")
 	regionPort := fs.Int("region-port", 9100, "port of the simulated regions on 127.0.1.1, 127.0.2.1 and 127.0.3.1")
+	fleet := fs.Bool("fleet", false, "run three nodes sharing a local etcd (needs an etcd binary on PATH)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -115,6 +116,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if err := os.Setenv("MERIDIAN_DEMO_TOKEN", token); err != nil {
 		fmt.Fprintln(stderr, "meridian demo:", err)
 		return 1
+	}
+	if *fleet {
+		return demoFleet(dir, token, addrs, log, stdout, stderr)
 	}
 	path := filepath.Join(dir, "demo.yaml")
 	text := demoYAML(filepath.Join(dir, "state.json"), addrs)
