@@ -138,7 +138,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Unlock()
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
-	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now,
+		Limits: connLimits(cfg.Listen.Connections)})
 
 	n.mu.Lock()
 	err = n.rebuildLocked()
@@ -261,6 +262,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	var errs []error
+	if n.proxy != nil {
+		if err := n.proxy.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
+		}
+	}
 	for _, s := range n.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
@@ -279,6 +285,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // Close stops everything at once, without draining.
 func (n *Node) Close() error {
 	n.draining.Store(true)
+	if n.proxy != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a done context closes every connection at once
+		_ = n.proxy.Shutdown(ctx)
+	}
 	for _, s := range n.servers {
 		_ = s.Close()
 	}
