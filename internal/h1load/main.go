@@ -193,7 +193,8 @@ func run(o *options) error {
 	return nil
 }
 
-// dialAll opens the connections, 64 at a time, within -dial-time.
+// dialAll opens the connections, 64 at a time, within -dial-time, and
+// sends one request on each.
 func dialAll(o *options) ([]*lconn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.dialTime)
 	defer cancel()
@@ -217,7 +218,23 @@ func dialAll(o *options) ([]*lconn, error) {
 				mu.Unlock()
 				return
 			}
-			conns[i] = &lconn{c: c, br: bufio.NewReaderSize(c, 1024), due: make(chan int64, 256)}
+			lc := &lconn{c: c, br: bufio.NewReaderSize(c, 1024), due: make(chan int64, 256)}
+			// One request at once: a server may close a connection whose
+			// first request takes long to come.
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a failure fails the request
+			if _, err = c.Write(o.request); err == nil {
+				err = readResponse(lc.br)
+			}
+			if err != nil {
+				_ = c.Close() // not usable
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("first request on connection %d: %w", i, err)
+				}
+				mu.Unlock()
+				return
+			}
+			conns[i] = lc
 		})
 	}
 	wg.Wait()
