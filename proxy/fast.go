@@ -157,7 +157,6 @@ func (fs *fastServer) serveConn(c net.Conn, slot *connSlot) {
 	defer func() {
 		if v := recover(); v != nil {
 			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			fc.w.forget()
 			_ = c.Close() // its state is unknown
 			slot.release()
 			fs.untrack(fc)
@@ -201,7 +200,6 @@ func (fs *fastServer) shutdown() {
 	for fc := range fs.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			_ = fc.c.Close() // its goroutine sees the read fail
-			fc.w.wake()      // from an ordered wait; the runtime's poller wakes its own
 		}
 	}
 	done := len(fs.conns) == 0
@@ -219,7 +217,6 @@ func (fs *fastServer) closeAll() {
 	for fc := range fs.conns {
 		fc.state.Store(connClosed)
 		_ = fc.c.Close() // its goroutine sees the read or write fail
-		fc.w.wake()
 	}
 	fs.mu.Unlock()
 }
@@ -235,11 +232,7 @@ func (fs *fastServer) shortenIdle() {
 			continue // busy: it waits with the short timeout when next idle
 		}
 		if since := fc.idleSince.Load(); since != 0 {
-			t := time.Unix(0, since).Add(min(d, fs.idle))
-			fc.setWaitDeadline(t)
-			if !t.After(time.Now()) {
-				fc.w.wake() // an ordered wait sees its deadline passed
-			}
+			fc.setWaitDeadline(time.Unix(0, since).Add(min(d, fs.idle)))
 		}
 		fc.state.Store(connIdle)
 	}

@@ -50,9 +50,6 @@ type fconn struct {
 	// still to answer: rc on cleartext, the socket under TLS otherwise;
 	// nil when there is none.
 	tcp syscall.RawConn
-	// w is rc's place in the ordered waits, nil when it waits in the
-	// runtime's poller. Shutdown reads it to wake a closed connection.
-	w *waiter
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -92,7 +89,6 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc, fc.tcp = rc, rc
-			fc.w = watch(rc)
 			fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = c, rc, c, rc
 			fc.bw.Reset(&fc.sw)
 		}
@@ -112,12 +108,10 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	return fc
 }
 
-// release returns the connection's buffers to the pool, and its place in
-// the ordered waits (if a hand-off has not already).
+// release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
-	fc.w.forget() // again after a hand-off is harmless
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.w = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
 	fc.slot = nil
 	fc.idleSince.Store(0)
 	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
@@ -224,7 +218,7 @@ func (fc *fconn) next(first bool) action {
 // to be read (fc.pending long), which the blocking path serves.
 func (fc *fconn) serveRaw() action {
 	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
-	if err := fc.w.read(fc.rc, fc.onReadable); err != nil {
+	if err := fc.rc.Read(fc.onReadable); err != nil {
 		// The idle or header timeout, or shutdown closed the connection.
 		return doClose
 	}
@@ -325,7 +319,6 @@ func (fc *fconn) arm() bool {
 // setWaitDeadline sets the deadline of serveRaw's wait.
 func (fc *fconn) setWaitDeadline(t time.Time) {
 	_ = fc.c.SetReadDeadline(t) // failing, the wait fails too
-	fc.w.setDeadline(t)
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -477,7 +470,6 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
-	fc.w.leave(fc.rc)
 	conn := fc.c
 	if replay {
 		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered()), slot: fc.slot}

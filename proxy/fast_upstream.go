@@ -84,9 +84,6 @@ type upConn struct {
 	onReady func(fd uintptr) bool
 	// rd reads c with raw reads when rc is set (src says which).
 	rd sockReader
-	// w is rc's place in the ordered waits, nil when send waits in the
-	// runtime's poller.
-	w *waiter
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -103,7 +100,6 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
-			u.w = watch(rc)
 			u.rd = sockReader{sockOp{c: c, rc: rc}}
 			u.rd.step = u.rd.readable
 		}
@@ -126,8 +122,7 @@ func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err er
 	rest := wire
 	if u.rc != nil && u.in.w < len(u.in.b) {
 		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-		u.w.setDeadline(deadline)
-		err := u.w.read(u.rc, u.onReady)
+		err := u.rc.Read(u.onReady)
 		rest, u.out = u.out, nil
 		switch {
 		case err != nil:
@@ -191,8 +186,6 @@ func (u *upConn) ready(fd uintptr) bool {
 
 // close closes the connection and gives its buffer back.
 func (u *upConn) close() {
-	u.w.forget()
-	u.w = nil
 	_ = u.c.Close() // nothing to do about a failed close
 	if len(u.in.b) == upstreamBufSize {
 		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))

@@ -25,11 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The ordered waits' dispatcher and sweep run for the life of the
-	// process once started.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/meridian-edge/meridian/proxy.(*orderPoller).sweep"),
-		goleak.IgnoreAnyFunction("github.com/meridian-edge/meridian/proxy.(*orderPoller).dispatch"))
+	goleak.VerifyTestMain(m)
 }
 
 // testHost is the hostname of the service most tests use.
