@@ -269,15 +269,6 @@ func (h *handoff) Close() error {
 
 func (h *handoff) Addr() net.Addr { return h.addr }
 
-func (h *handoff) closed() bool {
-	select {
-	case <-h.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // deliver gives c to srv; once the listener is closed it closes c instead.
 func (h *handoff) deliver(c net.Conn) bool {
 	select {

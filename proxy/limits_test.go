@@ -63,13 +63,10 @@ func TestPerSourceLimit(t *testing.T) {
 	up := newCannedUpstream(t, always(okResponse))
 	h := newHarness(t, cannedConfig(up.URL), fastPath, withLimits(Limits{Max: 100, MaxPerSource: 3}))
 
-	var held []*rawClient
-	for range 2 {
-		c := dialFrom(t, "127.0.0.1", h.addr)
-		if !c.served() {
+	for range 2 { // held open until the test ends
+		if !dialFrom(t, "127.0.0.1", h.addr).served() {
 			t.Fatal("a connection under the limit was not served")
 		}
-		held = append(held, c)
 	}
 	// HTTP/1.0 keep-alive goes to net/http, which keeps the connection.
 	slow := dialFrom(t, "127.0.0.1", h.addr)
@@ -173,8 +170,10 @@ func TestBusyIdleTimeout(t *testing.T) {
 		return testutil.ToFloat64(h.p.conns.gauge) == 0
 	})
 	calm := dialRaw(t, h.addr)
-	if !calm.served() || !calm.served() {
-		t.Fatal("not served")
+	for range 2 { // the second from a raw read
+		if !calm.served() {
+			t.Fatal("not served")
+		}
 	}
 	if calm.closed(4 * short) {
 		t.Error("an idle connection closed at the busy timeout once the node was no longer busy")

@@ -48,11 +48,9 @@ func main() {
 	serve := flag.String("serve", "", "serve as the upstream on this loopback address instead")
 	flag.Parse()
 	if *serve != "" {
-		if err := upstream(*serve); err != nil {
-			fmt.Fprintln(os.Stderr, "h1load:", err)
-			os.Exit(1)
-		}
-		return
+		err := upstream(*serve) // serves until it fails
+		fmt.Fprintln(os.Stderr, "h1load:", err)
+		os.Exit(1)
 	}
 	if err := run(&o); err != nil {
 		fmt.Fprintln(os.Stderr, "h1load:", err)
