@@ -48,6 +48,20 @@ type Listen struct {
 	HTTP  []string `yaml:"http"`  // host:port
 	HTTPS []string `yaml:"https"` // host:port, needs TLS
 	Admin string   `yaml:"admin"` // host:port; default 127.0.0.1:9053
+
+	Connections Connections `yaml:"connections"` // limits of the http and https listeners
+}
+
+// Connections bounds the client connections of the http and https
+// listeners together.
+type Connections struct {
+	Max          int `yaml:"max"`            // default 20000
+	MaxPerSource int `yaml:"max_per_source"` // one IPv4 address or IPv6 /64; default 256; 0: no limit
+	// IdleTimeout closes keep-alive connections that carry no request;
+	// default 120s. Above BusyAt of Max it is BusyIdleTimeout instead.
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	BusyIdleTimeout Duration `yaml:"busy_idle_timeout"` // default 5s
+	BusyAt          Percent  `yaml:"busy_at"`           // default 80%
 }
 
 // GeoIP selects the GeoIP database.

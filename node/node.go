@@ -151,7 +151,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Unlock()
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
-	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now,
+		Limits: connLimits(cfg.Listen.Connections)})
 	out, err := openAccessLog(cfg.AccessLog.Path)
 	if err != nil {
 		return err
@@ -305,6 +306,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	var errs []error
+	if n.proxy != nil {
+		if err := n.proxy.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
+		}
+	}
 	for _, s := range n.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
@@ -331,6 +337,11 @@ func (n *Node) Close() error {
 // closeListeners closes every HTTP server and the DNS listeners at once, so
 // that their serve goroutines end; safe after a partial start.
 func (n *Node) closeListeners() {
+	if n.proxy != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a done context closes every connection at once
+		_ = n.proxy.Shutdown(ctx)
+	}
 	for _, s := range n.servers {
 		_ = s.Close()
 	}

@@ -236,12 +236,13 @@ services:
 		return r.Answer[0].Header().Ttl
 	}
 	poll(t, 10*time.Second, "ready", func() bool { return status() == 200 })
+	// Every listener is logged with its address (JSON: stderr is no terminal).
 	for _, l := range []string{
-		fmt.Sprintf("msg=\"dns listening\" component=dns addr=127.0.0.1:%d", dnsPort),
-		fmt.Sprintf("msg=\"admin listening\" component=node addr=127.0.0.1:%d", adminPort),
+		fmt.Sprintf(`"msg":"dns listening","component":"dns","addr":"127.0.0.1:%d"`, dnsPort),
+		fmt.Sprintf(`"msg":"admin listening","component":"node","addr":"127.0.0.1:%d"`, adminPort),
 	} {
 		if !strings.Contains(child.stderr.String(), l) {
-			t.Errorf("the log lacks %q", l)
+			t.Errorf("the log lacks %s", l)
 		}
 	}
 	if got := ttl(); got != 30 {
