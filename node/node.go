@@ -58,6 +58,7 @@ type Node struct {
 	view atomic.Pointer[View]
 
 	shifts *shifts // running shifts' windows (guarded by mu) and metrics
+	fo     *failovers
 
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
@@ -93,6 +94,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
+	n.fo = newFailovers(n)
 	return n, nil
 }
 
@@ -152,9 +154,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.fo.replicas.Start(ctx)
+	n.wg.Add(3)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
+	go n.runFailovers(ctx)
 	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
 	return nil
 }
@@ -297,6 +301,7 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.fo.replicas.Stop()
 	if n.certs != nil {
 		n.certs.Stop()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/replica"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -24,6 +25,9 @@ type ServiceView struct {
 	Degraded  bool                `json:"degraded"`
 	Regions   []ServiceRegionView `json:"regions"`
 	ETag      string              `json:"etag"`
+	// Writer is the writes primary of a service with writes or failover
+	// settings.
+	Writer string `json:"writer,omitempty"`
 }
 
 // ServiceRegionView is one region of a service.
@@ -43,6 +47,9 @@ type RegionView struct {
 	Effective bool           `json:"effective_up"`
 	RTTMillis float64        `json:"rtt_ms"`
 	Endpoints []EndpointView `json:"endpoints"`
+	// Replica is the region's replica lag, for regions with
+	// replication.lag_url; Known is false while it cannot be read.
+	Replica *replica.Lag `json:"replica,omitempty"`
 }
 
 // EndpointView is one endpoint's last check.
@@ -80,7 +87,12 @@ func (n *Node) Status() StatusView {
 		sv.Geo = v.Geo.Description()
 	}
 	for i := range v.Config.Regions {
-		sv.Regions = append(sv.Regions, regionView(v, i))
+		rv := regionView(v, i)
+		if name := v.Config.Regions[i].Name; n.fo.replicas.Has(name) {
+			lag := n.fo.replicas.Lag(name)
+			rv.Replica = &lag
+		}
+		sv.Regions = append(sv.Regions, rv)
 	}
 	return sv
 }
@@ -156,6 +168,13 @@ func serviceView(v *View, j int) ServiceView {
 		})
 		fmt.Fprintf(h, "|%s=%d/%s", r.Name, ps.Dials[p], r.Override)
 	}
+	if cs.Writes != nil || cs.Failover != nil {
+		sv.Writer = cs.Primary()
+		if w, ok := v.State.Writers[cs.Name]; ok {
+			sv.Writer = w
+		}
+		fmt.Fprintf(h, "|writer=%s", sv.Writer)
+	}
 	sv.ETag = `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
 	return sv
 }
@@ -195,6 +214,9 @@ func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, wh
 		names = append(names, r)
 	}
 	if err := n.shiftConflictLocked(service, dials); err != nil {
+		return ServiceView{}, err
+	}
+	if err := n.freezeLocked(service); err != nil {
 		return ServiceView{}, err
 	}
 	sort.Strings(names)
