@@ -53,8 +53,18 @@ func (n *Node) tickFailovers(ctx context.Context) {
 	}
 	v := n.view.Load()
 	for _, f := range n.st.Failovers { // n.st is replaced, not edited, by changes
-		if f.State == state.FailoverRunning {
+		// Steps that need no wait follow each other in the same tick.
+		for range state.StepDone {
+			if f.State != state.FailoverRunning {
+				break
+			}
+			step := f.Step
 			n.stepFailoverLocked(ctx, v, f)
+			p := n.st.Failover(f.ID)
+			if p == nil || p.Step == step {
+				break
+			}
+			f, v = *p, n.view.Load()
 		}
 	}
 	n.autoFailoverLocked(n.view.Load())

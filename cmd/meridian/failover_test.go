@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/admin"
+	"github.com/meridian-edge/meridian/node"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -488,5 +491,67 @@ func TestFailoverResumesAfterRestart(t *testing.T) {
 	}
 	if sv := e.service(); sv.Writer != "eu-west" || dialOf(sv, "us-east") != 0 {
 		t.Fatalf("after: writer %s, us-east dial %d", sv.Writer, dialOf(sv, "us-east"))
+	}
+}
+
+// TestDemoFailover does what the demo's runbook section says: the
+// primary of orders dies, writes get 503, `ctl failover` moves the writer
+// to eu-west and prints RTO and RPO, and writes land there.
+func TestDemoFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	regionPort := freeRegionPort(t)
+	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr, "--region-port", fmt.Sprint(regionPort))
+	poll(t, 15*time.Second, "the demo's instructions", func() bool {
+		return strings.Contains(child.stdout.String(), "meridian demo is running")
+	})
+	out := child.stdout.String()
+	i := strings.Index(out, "export MERIDIAN_TOKEN=")
+	if i < 0 {
+		t.Fatalf("no token in the instructions:\n%s", out)
+	}
+	token := strings.Fields(out[i+len("export MERIDIAN_TOKEN="):])[0]
+	order := func() (int, string) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/order", strings.NewReader("1 widget"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "orders.demo.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Meridian-Region")
+	}
+	poll(t, 10*time.Second, "a write in us-east", func() bool { code, r := order(); return code == 200 && r == "us-east" })
+	resp, err := http.Post(fmt.Sprintf("http://127.0.1.1:%d/fail", regionPort), "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	poll(t, 10*time.Second, "writes refused", func() bool { code, _ := order(); return code == 503 })
+	poll(t, 10*time.Second, "us-east seen down", func() bool {
+		_, out, _ := ctl("--admin", "http://"+adminAddr, "--token", token, "-o", "json", "status")
+		var st node.StatusView
+		if json.Unmarshal([]byte(out), &st) != nil || len(st.Regions) == 0 {
+			return false
+		}
+		return st.Regions[0].Name == "us-east" && !st.Regions[0].Effective
+	})
+	code, ctlOut, errOut := ctl("--admin", "http://"+adminAddr, "--token", token, "failover", "orders", "--to", "eu-west", "--reason", "us-east lost")
+	if code != 0 || !strings.Contains(ctlOut, "RTO ") || !strings.Contains(ctlOut, "RPO 0.8") || !strings.Contains(ctlOut, "8 done") {
+		t.Fatalf("ctl failover: %d\n%s\n%s", code, ctlOut, errOut)
+	}
+	t.Logf("demo failover:\n%s", ctlOut)
+	if !strings.Contains(child.stdout.String(), "promote hook of eu-west called") {
+		t.Fatal("the demo's eu-west was not promoted")
+	}
+	if code, r := order(); code != 200 || r != "eu-west" {
+		t.Fatalf("write after the failover: %d from %s", code, r)
 	}
 }
