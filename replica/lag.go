@@ -21,36 +21,30 @@ func ParseLag(body []byte) (float64, error) {
 		return 0, errors.New("empty answer")
 	}
 	var v float64
+	raw := b
 	if b[0] == '{' {
 		var doc struct {
-			Lag *json.Number `json:"lag_seconds"`
+			Lag json.RawMessage `json:"lag_seconds"`
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
 		if err := dec.Decode(&doc); err != nil {
 			return 0, fmt.Errorf("reading JSON answer: %w", err)
 		}
 		if dec.More() {
 			return 0, errors.New("reading JSON answer: data after the object")
 		}
-		if doc.Lag == nil {
+		if len(doc.Lag) == 0 || string(doc.Lag) == "null" {
 			return 0, errors.New(`JSON answer has no "lag_seconds"`)
 		}
-		f, err := doc.Lag.Float64()
-		if err != nil {
-			return 0, fmt.Errorf("lag_seconds %q: %w", doc.Lag.String(), err)
-		}
-		v = f
-	} else {
-		// A bare number: only JSON's number syntax, no Inf, NaN or hex.
-		if !json.Valid(b) || b[0] == '"' || b[0] == '[' || b[0] == 't' || b[0] == 'f' || b[0] == 'n' {
-			return 0, fmt.Errorf("answer %q is neither a number nor {\"lag_seconds\": N}", truncate(b))
-		}
-		f, err := strconv.ParseFloat(string(b), 64)
-		if err != nil {
-			return 0, fmt.Errorf("answer %q: %w", truncate(b), err)
-		}
-		v = f
+		raw = doc.Lag
+	}
+	// A number in JSON's syntax: no string, Inf, NaN or hex.
+	if !json.Valid(raw) || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, fmt.Errorf("lag %q is neither a number nor {\"lag_seconds\": N}", truncate(raw))
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return 0, fmt.Errorf("lag %q is neither a number nor {\"lag_seconds\": N}: %w", truncate(raw), err)
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return 0, fmt.Errorf("lag %g is not a finite number of seconds at least 0", v)
