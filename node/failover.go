@@ -137,10 +137,15 @@ func stepName(step int) string {
 	return "?"
 }
 
-// writer is a service's writes primary: the stored one, else the
-// configured one.
+// writer is a service's writes primary: the stored one while it is still
+// a region of the service, else the configured one.
+//
+// Everything a failover needs to go on lives in the stored state, and the
+// runner looks at it afresh on every tick: whichever node holds the
+// state's runner role (every node of a file backend; one per fleet behind
+// a shared store) resumes a failover at the step it reached.
 func (n *Node) writer(cs *config.Service) string {
-	if w, ok := n.st.Writers[cs.Name]; ok {
+	if w, ok := n.st.Writers[cs.Name]; ok && contains(cs.Regions, w) {
 		return w
 	}
 	return cs.Primary()

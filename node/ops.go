@@ -170,7 +170,7 @@ func serviceView(v *View, j int) ServiceView {
 	}
 	if cs.Writes != nil || cs.Failover != nil {
 		sv.Writer = cs.Primary()
-		if w, ok := v.State.Writers[cs.Name]; ok {
+		if w, ok := v.State.Writers[cs.Name]; ok && contains(cs.Regions, w) {
 			sv.Writer = w
 		}
 		fmt.Fprintf(h, "|writer=%s", sv.Writer)
