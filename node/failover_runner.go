@@ -323,21 +323,21 @@ func (n *Node) startTrafficShiftLocked(cs *config.Service, fc config.Failover, f
 		StepStarted: now, Created: now, Updated: now, Token: f.Token,
 	}
 	target := cs.Name + "/" + region
-	err = n.updateFailoverLocked(f.ID, func(p *state.Failover) { p.Shift = id },
+	// The shift and the failover that waits for it are stored together.
+	err = n.changeLocked(func(s *state.Snapshot) error {
+		p := s.Failover(f.ID)
+		if p == nil || p.State != state.FailoverRunning || p.Shift != "" {
+			return fmt.Errorf("failover %s changed meanwhile", f.ID)
+		}
+		p.Shift, p.Updated = id, now
+		s.Shifts = append(dropEnded(s.Shifts, maxEndedShifts), sh)
+		s.SetDial(cs.Name, region, steps[0])
+		return nil
+	},
 		state.AuditEntry{Token: f.Token, Action: "shift.start", Target: target,
 			Old: fmt.Sprint(sh.StartDial), New: describeShift(&sh), Reason: "failover " + f.ID + " step 7 traffic"},
 		state.AuditEntry{Token: f.Token, Action: "shift.step", Target: target,
 			Old: fmt.Sprint(sh.StartDial), New: fmt.Sprint(steps[0]), Reason: stepNote(&sh, "started")})
-	if err != nil {
-		return err
-	}
-	// The shift rides on a second change so that each stays one record;
-	// a crash between them restarts the step with a new shift.
-	err = n.changeLocked(func(s *state.Snapshot) error {
-		s.Shifts = append(dropEnded(s.Shifts, maxEndedShifts), sh)
-		s.SetDial(cs.Name, region, steps[0])
-		return nil
-	})
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,12 @@ import (
 	"github.com/meridian-edge/meridian/config"
 )
 
-// maxReadTimeout bounds one read of a lag endpoint; a shorter interval
-// bounds it further.
-const maxReadTimeout = 2 * time.Second
+// One read of a lag endpoint may take as long as the interval, within
+// these bounds.
+const (
+	minReadTimeout = time.Second
+	maxReadTimeout = 2 * time.Second
+)
 
 // Lag is what is known of one region's replica lag.
 type Lag struct {
@@ -176,7 +179,7 @@ func (p *Poller) poll(ctx context.Context, region string, rc config.Replication,
 	defer t.Stop()
 	wasKnown := true
 	for {
-		l := p.read(ctx, rc.LagURL, min(interval, maxReadTimeout))
+		l := p.read(ctx, rc.LagURL, min(max(interval, minReadTimeout), maxReadTimeout))
 		if ctx.Err() != nil {
 			return
 		}

@@ -139,6 +139,35 @@ func (h *hooks) promotions(region string) int {
 	return h.promoted[region]
 }
 
+// freePorts returns n distinct loopback ports (TCP and UDP) that were free
+// a moment ago: each is held until all are chosen, so that none is handed
+// out twice.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	for len(out) < n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // its UDP twin is taken: try another
+		}
+		held = append(held, pc)
+		out = append(out, port)
+	}
+	return out
+}
+
 // foEnv is a meridian process steering between two upstream regions,
 // us-east (the configured writes primary) and eu-west, with lag and
 // promote hooks.
@@ -162,14 +191,15 @@ func newFoEnv(t *testing.T, failover, order string) *foEnv {
 		hc: &http.Client{Timeout: 10 * time.Second}, failover: failover}
 	e.hooks.setLag("us-east", `{"lag_seconds": 0}`)
 	e.hooks.setLag("eu-west", `{"lag_seconds": 0.2}`)
-	adminPort, httpPort, dnsPort := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 3)
+	adminPort, httpPort, dnsPort := ports[0], ports[1], ports[2]
 	e.admin = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	e.proxy = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	region := func(r *regionSrv) string {
 		return fmt.Sprintf(`
   - name: %s
     endpoints: [{address: 127.0.0.1, url: "%s"}]
-    health: {interval: 100ms, timeout: 500ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 2}
     replication: {lag_url: "%s/lag?region=%s", interval: 100ms}
     promote: {url: "%s/promote?region=%s", timeout: 2s}`, r.name, r.url, e.hooks.url, r.name, e.hooks.url, r.name)
 	}

@@ -73,9 +73,18 @@ func TestWritesGoToThePrimaryOnly(t *testing.T) {
 	e.waitServing("us-east", true)
 	westPosts := e.west.count(http.MethodPost)
 	_ = e.east.srv.Close()
-	code, region, ra := e.send(http.MethodPost, false)
-	if code != 503 || ra == "" || region != "us-east" {
-		t.Fatalf("POST to an unreachable primary: %d from %q Retry-After %q, want 503 from us-east with Retry-After", code, region, ra)
+	// A pooled connection the close cut may answer the first try with
+	// 502 (the request may have reached us-east); a new one is refused.
+	var code int
+	var region, ra string
+	for i := 0; i < 3 && code != 503; i++ {
+		code, region, ra = e.send(http.MethodPost, false)
+		if region != "us-east" || (code != 503 && code != 502) {
+			t.Fatalf("POST to an unreachable primary: %d from %q", code, region)
+		}
+	}
+	if code != 503 || ra == "" {
+		t.Fatalf("POST to an unreachable primary: %d Retry-After %q, want 503 with Retry-After", code, ra)
 	}
 	if got := e.west.count(http.MethodPost); got != westPosts {
 		t.Fatalf("a write went to eu-west: %d POSTs, want %d", got, westPosts)
@@ -501,9 +510,10 @@ func TestDemoFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ports := freePorts(t, 3)
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	regionPort := freeRegionPort(t)
 	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr, "--region-port", fmt.Sprint(regionPort))
 	poll(t, 15*time.Second, "the demo's instructions", func() bool {
