@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Failover states. A failover is FailoverRunning until it ends in one of
 // the others; FailoverPlanned is a dry run's answer.
@@ -165,4 +169,59 @@ func cloneDrills(list []Drill) []Drill {
 		out[i] = d
 	}
 	return out
+}
+
+// validateFailovers checks the writers, failovers and drills of s.
+func (s Snapshot) validateFailovers() error {
+	for _, svc := range sortedKeys(s.Writers) {
+		if svc == "" || s.Writers[svc] == "" {
+			return fmt.Errorf("writers: empty service or region name (%q: %q)", svc, s.Writers[svc])
+		}
+	}
+	ids := map[string]bool{}
+	for i, f := range s.Failovers {
+		var err error
+		switch {
+		case f.ID == "" || f.Service == "" || f.From == "" || f.To == "":
+			err = errors.New("empty id, service, from or to")
+		case ids[f.ID]:
+			err = errors.New("duplicate id")
+		case f.Step < StepImpact || f.Step > StepDone:
+			err = fmt.Errorf("step %d is outside %d..%d", f.Step, StepImpact, StepDone)
+		case f.Hold < 0:
+			err = fmt.Errorf("negative hold %s", f.Hold)
+		}
+		switch f.State {
+		case FailoverRunning, FailoverDone, FailoverBlockedRPO, FailoverRolledBack, FailoverNeedsAttention, FailoverPlanned:
+		default:
+			err = fmt.Errorf("unknown state %q", f.State)
+		}
+		if err != nil {
+			return fmt.Errorf("failover %d (%q): %w", i, f.ID, err)
+		}
+		ids[f.ID] = true
+	}
+	for i, d := range s.Drills {
+		var err error
+		switch {
+		case d.ID == "" || d.Service == "" || d.Region == "":
+			err = errors.New("empty id, service or region")
+		case ids[d.ID]:
+			err = errors.New("duplicate id")
+		case d.Duration < 0:
+			err = fmt.Errorf("negative duration %s", d.Duration)
+		case !d.Override.Valid():
+			err = fmt.Errorf("unknown override %q", d.Override)
+		}
+		switch d.State {
+		case DrillRunning, DrillDone, DrillAborted:
+		default:
+			err = fmt.Errorf("unknown state %q", d.State)
+		}
+		if err != nil {
+			return fmt.Errorf("drill %d (%q): %w", i, d.ID, err)
+		}
+		ids[d.ID] = true
+	}
+	return nil
 }

@@ -42,3 +42,33 @@ func TestFailoverAndDrillJSON(t *testing.T) {
 		t.Fatal("Clone shares failover state")
 	}
 }
+
+func TestFailoverValidate(t *testing.T) {
+	t.Parallel()
+	ok := Failover{ID: "f", Service: "api", From: "a", To: "b", State: FailoverRunning, Step: StepLag}
+	for _, tc := range []struct {
+		name string
+		edit func(*Snapshot)
+		want string
+	}{
+		{"valid", func(*Snapshot) {}, ""},
+		{"bad state", func(s *Snapshot) { s.Failovers[0].State = "sideways" }, `unknown state "sideways"`},
+		{"bad step", func(s *Snapshot) { s.Failovers[0].Step = 9 }, "step 9 is outside 1..8"},
+		{"no target", func(s *Snapshot) { s.Failovers[0].To = "" }, "empty id, service, from or to"},
+		{"duplicate", func(s *Snapshot) { s.Failovers = append(s.Failovers, s.Failovers[0]) }, "duplicate id"},
+		{"empty writer", func(s *Snapshot) { s.Writers = map[string]string{"api": ""} }, "writers: empty"},
+		{"drill override", func(s *Snapshot) {
+			s.Drills = []Drill{{ID: "d", Service: "api", Region: "a", State: DrillRunning, Override: "sideways"}}
+		}, `unknown override "sideways"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Empty()
+			s.Failovers = []Failover{ok}
+			tc.edit(&s)
+			err := s.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
