@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/meridian-edge/meridian/admin"
@@ -120,11 +119,14 @@ func ctlFailovers(c *ctlClient, out io.Writer, args []string, f *ctlFlags) error
 	return t.flush()
 }
 
+// stepNames are the runbook's steps by number, as the failover records them.
+var stepNames = [...]string{"", "impact", "freeze", "readiness", "lag", "promote", "writes", "traffic", "done"}
+
 func stepLabel(fo state.Failover) string {
-	if n := len(fo.Steps); n > 0 && fo.Steps[n-1].Step == fo.Step {
-		return fo.Steps[n-1].Name
+	if fo.Step > 0 && fo.Step < len(stepNames) {
+		return stepNames[fo.Step]
 	}
-	return strings.TrimSpace([]string{"", "impact", "freeze", "readiness", "lag", "promote", "writes", "traffic", "done"}[min(max(fo.Step, 0), 8)])
+	return "?"
 }
 
 func ctlDrill(c *ctlClient, out io.Writer, args []string, f *ctlFlags) error {

@@ -565,3 +565,26 @@ func TestDemoFailover(t *testing.T) {
 		t.Fatalf("write after the failover: %d from %s", code, r)
 	}
 }
+
+func TestCtlFailoverUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"failover", "api"}, "failover needs --to REGION"},
+		{[]string{"failover"}, "SERVICE"},
+		{[]string{"drill", "api"}, "REGION"},
+		{[]string{"failovers", "api", "--to", "x"}, "--to"},
+	} {
+		code, _, errOut := ctl(append([]string{"--admin", closedPort(t)}, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("ctl %v: exit %d, %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	_, out, _ := ctl("--help")
+	for _, want := range []string{"failover SERVICE --to REGION", "failovers SERVICE", "drill SERVICE REGION", "--accept-data-loss"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ctl help lacks %q", want)
+		}
+	}
+}
