@@ -172,14 +172,14 @@ func freePorts(t *testing.T, n int) []int {
 // us-east (the configured writes primary) and eu-west, with lag and
 // promote hooks.
 type foEnv struct {
-	t            *testing.T
-	dir, cfgPath string
-	east, west   *regionSrv
-	hooks        *hooks
-	admin, proxy string
-	child        *child
-	hc           *http.Client
-	failover     string // YAML of the failover block
+	t                 *testing.T
+	dir, cfgPath      string
+	east, west        *regionSrv
+	hooks             *hooks
+	admin, proxy, dns string
+	child             *child
+	hc                *http.Client
+	failover          string // YAML of the failover block
 }
 
 // newFoEnv writes the config; failover is the service's failover block
@@ -195,13 +195,14 @@ func newFoEnv(t *testing.T, failover, order string) *foEnv {
 	adminPort, httpPort, dnsPort := ports[0], ports[1], ports[2]
 	e.admin = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	e.proxy = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	region := func(r *regionSrv) string {
+	e.dns = fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	region := func(r *regionSrv, addr string) string {
 		return fmt.Sprintf(`
   - name: %s
-    endpoints: [{address: 127.0.0.1, url: "%s"}]
+    endpoints: [{address: %s, url: "%s"}]
     health: {interval: 100ms, timeout: 2s, rise: 1, fall: 2}
     replication: {lag_url: "%s/lag?region=%s", interval: 100ms}
-    promote: {url: "%s/promote?region=%s", timeout: 2s}`, r.name, r.url, e.hooks.url, r.name, e.hooks.url, r.name)
+    promote: {url: "%s/promote?region=%s", timeout: 2s}`, r.name, addr, r.url, e.hooks.url, r.name, e.hooks.url, r.name)
 	}
 	text := fmt.Sprintf(`
 node: {name: fo-test, addresses: [127.0.0.1], drain: 0s, shutdown_timeout: 2s}
@@ -222,7 +223,12 @@ services:
     proxy: {retries: 2, connect_timeout: 500ms, timeout: 5s}
     writes: {primary: us-east}
     failover: %s
-`, dnsPort, httpPort, adminPort, filepath.Join(e.dir, "state.json"), region(e.east), region(e.west), order, failover)
+  - name: write
+    hostnames: [write.example.test]
+    policy: failover
+    regions: [us-east, eu-west]
+    failover: {rpo: 1s, hold: 1s}
+`, dnsPort, httpPort, adminPort, filepath.Join(e.dir, "state.json"), region(e.east, "192.0.2.1"), region(e.west, "192.0.2.2"), order, failover)
 	e.cfgPath = filepath.Join(e.dir, "meridian.yaml")
 	if err := os.WriteFile(e.cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/meridian-edge/meridian/admin"
 	"github.com/meridian-edge/meridian/node"
 	"github.com/meridian-edge/meridian/state"
@@ -586,5 +588,51 @@ func TestCtlFailoverUsage(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("ctl help lacks %q", want)
 		}
+	}
+}
+
+// TestFailoverDNSService fails over a dns-mode service (the split-hostname
+// pattern: write.example.test served by a failover service): its DNS
+// answer moves to eu-west once the runbook is done.
+func TestFailoverDNSService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	e := newFoEnv(t, "{hold: 1s}", "us-east, eu-west")
+	e.start()
+	e.waitLag("eu-west", true, 0.2)
+	answer := func() string {
+		m := new(dns.Msg)
+		m.SetQuestion("write.example.test.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, e.dns)
+		if err != nil || len(r.Answer) != 1 {
+			return ""
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	if got := answer(); got != "192.0.2.1" {
+		t.Fatalf("before: write.example.test is %q, want us-east's 192.0.2.1", got)
+	}
+	var f state.Failover
+	if code := e.call(http.MethodPost, "/v1/services/write/failovers",
+		admin.FailoverRequest{To: "eu-west", Force: true, Reason: "move the writer"}, &f); code != 201 {
+		t.Fatalf("starting: status %d", code)
+	}
+	poll(t, 15*time.Second, "the dns failover to end", func() bool {
+		var body admin.FailoversBody
+		e.call(http.MethodGet, "/v1/services/write/failovers", nil, &body)
+		if len(body.Failovers) > 0 {
+			f = body.Failovers[0]
+		}
+		return f.State != state.FailoverRunning
+	})
+	if f.State != state.FailoverDone {
+		t.Fatalf("dns failover ended %s: %s", f.State, f.Outcome)
+	}
+	if got := answer(); got != "192.0.2.2" {
+		t.Fatalf("after: write.example.test is %q, want eu-west's 192.0.2.2", got)
+	}
+	if e.hooks.promotions("eu-west") != 1 {
+		t.Fatalf("promote hook called %d times", e.hooks.promotions("eu-west"))
 	}
 }
