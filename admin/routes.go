@@ -18,5 +18,9 @@ func (a *API) routeTable() []route {
 		get("/v1/audit", a.audit),
 		change(http.MethodPost, "/v1/reload", a.reload),
 		get("/v1/nodes", a.nodes),
+		change(http.MethodPost, "/v1/services/{service}/failovers", a.startFailover),
+		get("/v1/services/{service}/failovers", a.listFailovers),
+		change(http.MethodPost, "/v1/services/{service}/drills", a.startDrill),
+		get("/v1/services/{service}/drills", a.listDrills),
 	}
 }

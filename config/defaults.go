@@ -144,6 +144,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	for i := range c.Services {
 		serviceDefaults(&c.Services[i], pos, itemPath("services", i))
 	}
+	failoverDefaults(c, pos)
 }
 
 func regionDefaults(r *Region, pos *positions, p string) {

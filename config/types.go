@@ -139,6 +139,10 @@ type Region struct {
 	Endpoints  []Endpoint `yaml:"endpoints"`
 	Health     Health     `yaml:"health"`
 	MinHealthy int        `yaml:"min_healthy"` // default 1
+	// Replication and Promote describe the region's data replica (SPEC
+	// section 10); nil when not set.
+	Replication *Replication `yaml:"replication"`
+	Promote     *Promote     `yaml:"promote"`
 
 	Line int `yaml:"-"` // line of the region in its file
 }
@@ -208,6 +212,10 @@ type Service struct {
 	Answers     int            `yaml:"answers"`      // default 1
 	Salt        string         `yaml:"salt"`         // per-service hashing salt; default the service name
 	Proxy       Proxy          `yaml:"proxy"`
+	// Writes and Failover are the single-writer settings (SPEC section
+	// 10); nil when not set.
+	Writes   *Writes   `yaml:"writes"`
+	Failover *Failover `yaml:"failover"`
 
 	Line int `yaml:"-"`
 }

@@ -58,6 +58,7 @@ func (v *validator) config(c *Config) {
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)
+	v.failover(c)
 }
 
 func (v *validator) node(c *Config) {

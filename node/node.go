@@ -65,6 +65,7 @@ type Node struct {
 	view atomic.Pointer[View]
 
 	shifts *shifts // running shifts' windows (guarded by mu) and metrics
+	fo     *failovers
 
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
@@ -102,6 +103,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
+	n.fo = newFailovers(n)
 	return n, nil
 }
 
@@ -174,10 +176,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
-	n.wg.Add(3)
+	n.fo.replicas.Start(ctx)
+	n.wg.Add(4)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
 	go n.followState(ctx)
+	go n.runFailovers(ctx)
 	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
 	return nil
 }
@@ -362,6 +366,7 @@ func (n *Node) stop() {
 	if n.members != nil {
 		n.members.Stop()
 	}
+	n.fo.replicas.Stop()
 	if n.certs != nil {
 		n.certs.Stop()
 	}

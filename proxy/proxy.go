@@ -143,11 +143,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer := peerAddr(r.RemoteAddr)
 	ex.trusted = svc.trusts(peer)
 	ex.idem = isIdempotent(r)
+	ex.write = svc.isWrite(r.Method)
 	ex.client = peer
 	if ex.trusted {
 		ex.client = svc.clientFromXFF(peer, r.Header["X-Forwarded-For"])
 	}
 	ex.decide(r)
+	if ex.write && (ex.d.NoData || ex.all) {
+		ex.code = http.StatusServiceUnavailable
+		writeUnavailable(w, ex)
+		return
+	}
 	if ex.d.NoData {
 		ex.code = http.StatusServiceUnavailable
 		plainError(w, ex.code, "meridian: no region may serve this request\n")

@@ -165,7 +165,7 @@ func TestDemoConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Regions) != 3 || len(cfg.Services) != 2 {
+	if len(cfg.Regions) != 3 || len(cfg.Services) != 3 {
 		t.Fatalf("demo config: %d regions, %d services", len(cfg.Regions), len(cfg.Services))
 	}
 }
