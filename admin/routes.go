@@ -18,5 +18,10 @@ func (a *API) routeTable() []route {
 		get("/v1/explain", a.explain),
 		get("/v1/audit", a.audit),
 		change(http.MethodPost, "/v1/reload", a.reload),
+		get("/v1/nodes", a.nodes),
+		change(http.MethodPost, "/v1/services/{service}/failovers", a.startFailover),
+		get("/v1/services/{service}/failovers", a.listFailovers),
+		change(http.MethodPost, "/v1/services/{service}/drills", a.startDrill),
+		get("/v1/services/{service}/drills", a.listDrills),
 	}
 }

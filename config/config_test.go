@@ -38,6 +38,8 @@ func TestLoadFull(t *testing.T) {
 		HTTP:  []string{"127.0.0.1:8080"},
 		HTTPS: []string{"127.0.0.1:8443"},
 		Admin: "127.0.0.1:9054",
+		Connections: Connections{Max: 5000, MaxPerSource: 0, IdleTimeout: Duration(time.Minute),
+			BusyIdleTimeout: Duration(2 * time.Second), BusyAt: 90},
 	})
 	check("geoip", c.GeoIP.Database, "/var/lib/meridian/GeoLite2-City.mmdb")
 	// relative to the config's folder, like every path the config names
@@ -57,8 +59,16 @@ func TestLoadFull(t *testing.T) {
 	check("state", c.State, State{
 		Backend: "etcd",
 		Path:    "/var/lib/meridian/state.json",
-		Etcd:    &Etcd{Endpoints: []string{"http://127.0.0.1:2379", "https://etcd.example.net:2379"}, Prefix: "/edge/"},
+		Etcd: &Etcd{
+			Endpoints: []string{"https://127.0.0.1:2379", "https://etcd.example.net:2379"}, Prefix: "/edge/",
+			Username: "meridian", PasswordFile: filepath.Join("testdata", "read.token"), Password: "s3cret-read-token",
+			TLS: &EtcdTLS{
+				CAFile: filepath.Join("testdata", "ca.pem"), CertFile: filepath.Join("testdata", "node.pem"), KeyFile: filepath.Join("testdata", "node.key"),
+			},
+			DialTimeout: Duration(3 * time.Second),
+		},
 	})
+	check("fleet", c.Fleet, Fleet{NodeTTL: Duration(5 * time.Second), Health: "quorum", Quorum: 0.34})
 
 	if len(c.Regions) != 4 {
 		t.Fatalf("got %d regions, want 4", len(c.Regions))
@@ -209,8 +219,12 @@ func TestDefaults(t *testing.T) {
 			Drain:           Duration(5 * time.Second),
 			ShutdownTimeout: Duration(30 * time.Second),
 		},
-		Listen: Listen{Admin: "127.0.0.1:9053"},
-		State:  State{Backend: "file", Path: "meridian-state.json"},
+		Listen: Listen{Admin: "127.0.0.1:9053", Connections: Connections{
+			Max: DefaultMaxConnections, MaxPerSource: DefaultMaxConnectionsPerSource, IdleTimeout: Duration(DefaultIdleTimeout),
+			BusyIdleTimeout: Duration(DefaultBusyIdleTimeout), BusyAt: DefaultBusyAt,
+		}},
+		State: State{Backend: "file", Path: "meridian-state.json"},
+		Fleet: Fleet{NodeTTL: Duration(10 * time.Second), Health: "local", Quorum: 0.5},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{

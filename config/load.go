@@ -53,7 +53,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	r := &resolver{errs: errs, pos: pos, dir: filepath.Dir(file)}
 	r.paths(cfg)
 	r.secrets(cfg)
+	r.etcdSecrets(cfg)
 	r.zones(cfg)
+	r.accessLog(cfg)
 	v := &validator{errs: errs, pos: pos, fromFile: true}
 	v.config(cfg)
 

@@ -15,9 +15,12 @@ type Config struct {
 	TLS      TLS       `yaml:"tls"`
 	Admin    Admin     `yaml:"admin"`
 	State    State     `yaml:"state"`
+	Fleet    Fleet     `yaml:"fleet"`
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`
 	Services []Service `yaml:"services"`
+	// AccessLog is the proxy's per-request log (accesslog.go).
+	AccessLog AccessLog `yaml:"access_log"`
 
 	// File is the path the config was read from ("" when parsed from bytes
 	// without a name). Set by Load and Parse, never by YAML.
@@ -45,6 +48,20 @@ type Listen struct {
 	HTTP  []string `yaml:"http"`  // host:port
 	HTTPS []string `yaml:"https"` // host:port, needs TLS
 	Admin string   `yaml:"admin"` // host:port; default 127.0.0.1:9053
+
+	Connections Connections `yaml:"connections"` // limits of the http and https listeners
+}
+
+// Connections bounds the client connections of the http and https
+// listeners together.
+type Connections struct {
+	Max          int `yaml:"max"`            // default 20000
+	MaxPerSource int `yaml:"max_per_source"` // one IPv4 address or IPv6 /64; default 256; 0: no limit
+	// IdleTimeout closes keep-alive connections that carry no request;
+	// default 120s. Above BusyAt of Max it is BusyIdleTimeout instead.
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	BusyIdleTimeout Duration `yaml:"busy_idle_timeout"` // default 5s
+	BusyAt          Percent  `yaml:"busy_at"`           // default 80%
 }
 
 // GeoIP selects the GeoIP database.
@@ -100,10 +117,19 @@ type State struct {
 	Etcd    *Etcd  `yaml:"etcd"`
 }
 
-// Etcd configures the etcd state backend.
+// Etcd configures the etcd state backend. At most one of PasswordEnv and
+// PasswordFile is set; Password holds the resolved value after Load. A
+// relative PasswordFile or TLS file is relative to the config file's folder
+// (stored resolved).
 type Etcd struct {
-	Endpoints []string `yaml:"endpoints"`
-	Prefix    string   `yaml:"prefix"` // default /meridian/
+	Endpoints    []string `yaml:"endpoints"`
+	Prefix       string   `yaml:"prefix"` // default /meridian/
+	Username     string   `yaml:"username"`
+	PasswordEnv  string   `yaml:"password_env"`
+	PasswordFile string   `yaml:"password_file"`
+	Password     string   `yaml:"-"`
+	TLS          *EtcdTLS `yaml:"tls"`          // nil when not set
+	DialTimeout  Duration `yaml:"dial_timeout"` // default 2s
 }
 
 // Region is a group of endpoints that serve together.
@@ -113,6 +139,10 @@ type Region struct {
 	Endpoints  []Endpoint `yaml:"endpoints"`
 	Health     Health     `yaml:"health"`
 	MinHealthy int        `yaml:"min_healthy"` // default 1
+	// Replication and Promote describe the region's data replica (SPEC
+	// section 10); nil when not set.
+	Replication *Replication `yaml:"replication"`
+	Promote     *Promote     `yaml:"promote"`
 
 	Line int `yaml:"-"` // line of the region in its file
 }
@@ -182,6 +212,10 @@ type Service struct {
 	Answers     int            `yaml:"answers"`      // default 1
 	Salt        string         `yaml:"salt"`         // per-service hashing salt; default the service name
 	Proxy       Proxy          `yaml:"proxy"`
+	// Writes and Failover are the single-writer settings (SPEC section
+	// 10); nil when not set.
+	Writes   *Writes   `yaml:"writes"`
+	Failover *Failover `yaml:"failover"`
 
 	Line int `yaml:"-"`
 }

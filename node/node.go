@@ -14,11 +14,13 @@ import (
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/geo"
 	"github.com/meridian-edge/meridian/health"
 	"github.com/meridian-edge/meridian/proxy"
 	"github.com/meridian-edge/meridian/state"
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Options are a node's injected edges.
@@ -53,15 +55,22 @@ type Node struct {
 	health  *health.Checker
 	store   state.Store
 	st      state.Snapshot
-	rttPrev map[string][]int // service → previous RTT ranking
+
+	etcd      *clientv3.Client // shared by state, fleet and certificates; nil with the file backend
+	etcdStore *state.Etcd      // the store when the backend is etcd
+	members   *fleet.Membership
+	cfgHash   string           // configHash of cfg
+	rttPrev   map[string][]int // service → previous RTT ranking
 
 	view atomic.Pointer[View]
 
 	shifts *shifts // running shifts' windows (guarded by mu) and metrics
+	fo     *failovers
 
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
 	certs   *certs.Manager
+	access  accessLog
 	servers []*http.Server
 	bound   map[string]net.Addr // listener kind/address → bound address
 
@@ -90,9 +99,11 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		rttPrev: map[string][]int{},
 		kick:    make(chan struct{}, 1),
 		bound:   map[string]net.Addr{},
+		cfgHash: configHash(cfg),
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
+	n.fo = newFailovers(n)
 	return n, nil
 }
 
@@ -142,7 +153,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Unlock()
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
-	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now,
+		Limits: connLimits(cfg.Listen.Connections)})
+	out, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return err
+	}
+	n.access.set(n, out)
 
 	n.mu.Lock()
 	err = n.rebuildLocked()
@@ -153,28 +170,56 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.health.Start(ctx); err != nil {
 		return fmt.Errorf("starting health checks: %w", err)
 	}
+	if err := n.startFleet(ctx, cfg); err != nil {
+		return err
+	}
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.fo.replicas.Start(ctx)
+	n.wg.Add(4)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
+	go n.followState(ctx)
+	go n.runFailovers(ctx)
 	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
 	return nil
 }
 
 func (n *Node) openState(cfg *config.Config) error {
-	if cfg.State.Backend != "" && cfg.State.Backend != "file" {
+	var st state.Store
+	switch cfg.State.Backend {
+	case "", "file":
+		fst, err := state.OpenFile(cfg.State.Path, state.FileOptions{Now: n.now, Logger: n.opts.Logger})
+		if err != nil {
+			return fmt.Errorf("opening state: %w", err)
+		}
+		st = fst
+	case "etcd":
+		est, err := n.openEtcdState(cfg)
+		if est != nil {
+			n.store = est
+		}
+		if err != nil {
+			return fmt.Errorf("opening state: %w", err)
+		}
+		st = est
+	default:
 		return fmt.Errorf("state backend %q is not available in this build", cfg.State.Backend)
-	}
-	st, err := state.OpenFile(cfg.State.Path, state.FileOptions{Now: n.now, Logger: n.opts.Logger})
-	if err != nil {
-		return fmt.Errorf("opening state: %w", err)
 	}
 	n.store = st
 	snap, err := st.Load()
 	if err != nil {
 		return fmt.Errorf("loading state: %w", err)
+	}
+	if n.etcdStore != nil {
+		// The fleet's state is shared: a node never rewrites it to fit
+		// its own config, it only leaves out what it does not know.
+		for _, w := range state.Prune(&snap, serviceRegions(cfg), regionNames(cfg)) {
+			n.log.Warn("ignoring part of the fleet state", "reason", w)
+		}
+		n.st = snap
+		return nil
 	}
 	if warnings := state.Prune(&snap, serviceRegions(cfg), regionNames(cfg)); len(warnings) > 0 {
 		for _, w := range warnings {
@@ -204,7 +249,7 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-n.kick:
 		case <-t.C:
-			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() {
+			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() && !n.fleetMoved(v) {
 				continue
 			}
 		}
@@ -265,6 +310,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	var errs []error
+	if n.proxy != nil {
+		if err := n.proxy.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
+		}
+	}
 	for _, s := range n.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
@@ -291,6 +341,11 @@ func (n *Node) Close() error {
 // closeListeners closes every HTTP server and the DNS listeners at once, so
 // that their serve goroutines end; safe after a partial start.
 func (n *Node) closeListeners() {
+	if n.proxy != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a done context closes every connection at once
+		_ = n.proxy.Shutdown(ctx)
+	}
 	for _, s := range n.servers {
 		_ = s.Close()
 	}
@@ -307,6 +362,11 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.access.close(n)
+	if n.members != nil {
+		n.members.Stop()
+	}
+	n.fo.replicas.Stop()
 	if n.certs != nil {
 		n.certs.Stop()
 	}
@@ -316,6 +376,9 @@ func (n *Node) stop() {
 	if n.store != nil {
 		_ = n.store.Close()
 		n.store = nil
+	}
+	if n.etcd != nil {
+		_ = n.etcd.Close()
 	}
 	if n.geo != nil {
 		_ = n.geo.Close()

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -10,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/replica"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -24,6 +28,9 @@ type ServiceView struct {
 	Degraded  bool                `json:"degraded"`
 	Regions   []ServiceRegionView `json:"regions"`
 	ETag      string              `json:"etag"`
+	// Writer is the writes primary of a service with writes or failover
+	// settings.
+	Writer string `json:"writer,omitempty"`
 }
 
 // ServiceRegionView is one region of a service.
@@ -43,6 +50,12 @@ type RegionView struct {
 	Effective bool           `json:"effective_up"`
 	RTTMillis float64        `json:"rtt_ms"`
 	Endpoints []EndpointView `json:"endpoints"`
+	// Fleet is the fleet's view of the region, which DNS answers use
+	// under fleet.health quorum; absent for a node alone.
+	Fleet *fleet.Verdict `json:"fleet,omitempty"`
+	// Replica is the region's replica lag, for regions with
+	// replication.lag_url; Known is false while it cannot be read.
+	Replica *replica.Lag `json:"replica,omitempty"`
 }
 
 // EndpointView is one endpoint's last check.
@@ -64,6 +77,8 @@ type StatusView struct {
 	Ready      bool         `json:"ready"`
 	Geo        string       `json:"geoip"`
 	Regions    []RegionView `json:"regions"`
+	State      StateView    `json:"state"`
+	Health     string       `json:"fleet_health"` // fleet.health: local or quorum
 }
 
 // Status describes the node and every region.
@@ -75,12 +90,19 @@ func (n *Node) Status() StatusView {
 		Uptime:     n.now().Sub(n.started).Round(time.Second).String(),
 		Generation: v.Generation,
 		Ready:      n.Ready(),
+		State:      n.StateStatus(),
+		Health:     v.Config.Fleet.Health,
 	}
 	if v.Geo != nil {
 		sv.Geo = v.Geo.Description()
 	}
 	for i := range v.Config.Regions {
-		sv.Regions = append(sv.Regions, regionView(v, i))
+		rv := regionView(v, i)
+		if name := v.Config.Regions[i].Name; n.fo.replicas.Has(name) {
+			lag := n.fo.replicas.Lag(name)
+			rv.Replica = &lag
+		}
+		sv.Regions = append(sv.Regions, rv)
 	}
 	return sv
 }
@@ -94,6 +116,10 @@ func regionView(v *View, i int) RegionView {
 		Override:  pr.Override.String(),
 		Effective: pr.Override == policy.ForceUp || (pr.Override == policy.Auto && pr.Up),
 		RTTMillis: ms(pr.RTT),
+	}
+	if i < len(v.Fleet) {
+		f := v.Fleet[i]
+		rv.Fleet = &f
 	}
 	for k, e := range cr.Endpoints {
 		ev := EndpointView{Endpoint: endpointName(e.URL, e.Address, e.Hostname), Up: true}
@@ -146,18 +172,49 @@ func serviceView(v *View, j int) ServiceView {
 		Name: cs.Name, Hostnames: cs.Hostnames, Mode: cs.Mode, Policy: cs.Policy,
 		Degraded: v.Degraded[j],
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%d|%s", v.Generation, cs.Name)
 	for p, ri := range ps.Regions {
 		r := &v.Policy.Regions[ri]
 		eligible := ps.Dials[p] > 0 && r.Override != policy.ForceDown && (r.Up || r.Override == policy.ForceUp)
 		sv.Regions = append(sv.Regions, ServiceRegionView{
 			Name: r.Name, Dial: ps.Dials[p], Up: r.Up, Override: r.Override.String(), Eligible: eligible,
 		})
-		fmt.Fprintf(h, "|%s=%d/%s", r.Name, ps.Dials[p], r.Override)
 	}
-	sv.ETag = `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
+	if cs.Writes != nil || cs.Failover != nil {
+		sv.Writer = cs.Primary()
+		if w, ok := v.State.Writers[cs.Name]; ok && contains(cs.Regions, w) {
+			sv.Writer = w
+		}
+	}
+	sv.ETag = etagOf(cs, v.State)
 	return sv
+}
+
+// etagOf is a service's ETag: a digest of its regions' dials and overrides
+// in the operator state st, over the config's initial dials. It depends on
+// nothing local to a node, so it is the same on every node of a fleet that
+// holds the same state, and If-Match holds fleet-wide.
+func etagOf(cs *config.Service, st state.Snapshot) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s", cs.Name)
+	for _, r := range cs.Regions {
+		d, ok := st.Dial(cs.Name, r)
+		if !ok {
+			d = cs.DialFor(r)
+		}
+		o := st.Overrides[r]
+		if o == "" {
+			o = state.OverrideAuto
+		}
+		fmt.Fprintf(h, "|%s=%d/%s", r, d, o)
+	}
+	if cs.Writes != nil || cs.Failover != nil { // the writes primary is part of the service's state
+		w := cs.Primary()
+		if sw, ok := st.Writers[cs.Name]; ok && contains(cs.Regions, sw) {
+			w = sw
+		}
+		fmt.Fprintf(h, "|writer=%s", w)
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
 }
 
 // Actor is who asks for a change: the admin token's name and the reason
@@ -197,6 +254,9 @@ func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, wh
 	if err := n.shiftConflictLocked(service, dials); err != nil {
 		return ServiceView{}, err
 	}
+	if err := n.freezeLocked(service); err != nil {
+		return ServiceView{}, err
+	}
 	sort.Strings(names)
 	var audit []state.AuditEntry
 	for _, r := range names {
@@ -207,6 +267,12 @@ func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, wh
 		})
 	}
 	if err := n.changeLocked(func(s *state.Snapshot) error {
+		// Checked again on the state the store is about to change, which
+		// with etcd may be newer than this node's view: If-Match holds
+		// across the fleet.
+		if ifMatch != "" && ifMatch != etagOf(cs, *s) {
+			return errorf(ErrPrecondition, "service %q changed since %s", service, ifMatch)
+		}
 		if s.Dials == nil {
 			s.Dials = map[string]map[string]int{}
 		}
@@ -259,7 +325,15 @@ func (n *Node) SetOverride(region, health string, who Actor) (RegionView, error)
 // changeLocked makes a change durable in the state store, then rebuilds
 // and publishes the snapshot. n.mu must be held.
 func (n *Node) changeLocked(fn func(*state.Snapshot) error, audit ...state.AuditEntry) error {
+	for i := range audit {
+		if audit[i].Node == "" {
+			audit[i].Node = n.cfg.Node.Name
+		}
+	}
 	st, err := n.store.Update(fn, audit...)
+	if errors.Is(err, ErrUnavailable) {
+		return err // "state backend unavailable: …", answered 503
+	}
 	if err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}

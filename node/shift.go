@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ type ShiftRequest struct {
 type shifts struct {
 	windows   map[string]*shiftWindow // shift id → its current step's window
 	rollbacks *prometheus.CounterVec
+
+	lockMu sync.Mutex           // guards locks
+	locks  map[string]time.Time // fleet: shift id → until when its held lock is trusted
 }
 
 var shiftStepDesc = prometheus.NewDesc("meridian_shift_step",
@@ -43,6 +47,7 @@ var shiftStepDesc = prometheus.NewDesc("meridian_shift_step",
 func newShifts(n *Node) *shifts {
 	s := &shifts{
 		windows: map[string]*shiftWindow{},
+		locks:   map[string]time.Time{},
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_shift_rollbacks_total",
 			Help: "Shifts rolled back to their start dial because the guard was breached.",
@@ -129,6 +134,9 @@ func (n *Node) StartShift(service string, req ShiftRequest, who Actor) (state.Sh
 	}
 	if err := shift.Validate(req.Steps, req.Hold, req.Guard); err != nil {
 		return state.Shift{}, errorf(ErrInvalid, "%s", err.Error())
+	}
+	if err := n.freezeLocked(service); err != nil {
+		return state.Shift{}, err
 	}
 	if sh := runningShift(n.st.Shifts, service, req.Region); sh != nil {
 		return state.Shift{}, errorf(ErrConflict, "shift %s is already running on %s/%s (step %d of %d); abort it first",

@@ -35,6 +35,9 @@ type Options struct {
 	// UpstreamTLS is the base TLS client configuration for https endpoints
 	// (roots, client certificates); nil uses the system roots.
 	UpstreamTLS *tls.Config
+	// Limits bound the client connections of the listeners Serve runs
+	// (limits.go); the zero value sets none.
+	Limits Limits
 }
 
 // Proxy is the steering reverse proxy. It is an http.Handler; Update gives
@@ -48,13 +51,17 @@ type Proxy struct {
 	met         *metrics
 	rp          httputil.ReverseProxy
 
-	tab  atomic.Pointer[table]
-	pool sync.Pool // *exchange
+	tab    atomic.Pointer[table]
+	pool   sync.Pool // *exchange
+	access atomic.Pointer[AccessLog]
 
 	mu        sync.Mutex // serialises Update and Close
 	services  map[string]*serviceState
 	endpoints map[endpointKey]*endpointState
 	pairs     map[pairKey]*regionMetrics
+
+	conns   *connLimiter // client connections of the listeners Serve runs
+	serving servers      // the listeners Serve runs, for Shutdown (shutdown.go)
 }
 
 // errTimeout is the cause with which a request's context is cancelled when
@@ -81,6 +88,8 @@ func New(opts Options) *Proxy {
 		p.now = time.Now
 	}
 	p.met = newMetrics(opts.Registerer, p.log)
+	p.conns = newConnLimiter(opts.Limits, opts.Registerer, p.log)
+	p.conns.onBusy = p.serving.shortenIdle
 	p.pool.New = func() any { return new(exchange) }
 	p.rp = httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -106,6 +115,11 @@ func (p *Proxy) Close() {
 	}
 }
 
+// SetAccessLog makes every request finished from now on write its line to
+// a; nil turns the access log off. The caller closes the AccessLog it
+// replaces.
+func (p *Proxy) SetAccessLog(a *AccessLog) { p.access.Store(a) }
+
 // ServeHTTP steers one request: route by Host, decide the regions, forward
 // with retries and failover.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -129,11 +143,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer := peerAddr(r.RemoteAddr)
 	ex.trusted = svc.trusts(peer)
 	ex.idem = isIdempotent(r)
+	ex.write = svc.isWrite(r.Method)
 	ex.client = peer
 	if ex.trusted {
 		ex.client = svc.clientFromXFF(peer, r.Header["X-Forwarded-For"])
 	}
 	ex.decide(r)
+	if ex.write && (ex.d.NoData || ex.all) {
+		ex.code = http.StatusServiceUnavailable
+		writeUnavailable(w, ex)
+		return
+	}
 	if ex.d.NoData {
 		ex.code = http.StatusServiceUnavailable
 		plainError(w, ex.code, "meridian: no region may serve this request\n")
@@ -181,7 +201,11 @@ func (p *Proxy) finish(ex *exchange) {
 		// The handler never got to a status: the client went away.
 		ex.code = statusClientClosed
 	}
-	elapsed := p.now().Sub(ex.start)
+	end := p.now()
+	elapsed := end.Sub(ex.start)
+	if al := p.access.Load(); al != nil {
+		al.record(ex, end, elapsed)
+	}
 	if ex.ep != nil {
 		ex.ep.st.inflight.Add(-1)
 		rm := ex.svc.rm[ex.ep.region.idx]

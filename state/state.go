@@ -81,6 +81,7 @@ type AuditEntry struct {
 	Old    string    `json:"old"`
 	New    string    `json:"new"`
 	Reason string    `json:"reason,omitempty"`
+	Node   string    `json:"node,omitempty"` // the node that took the change (a fleet)
 }
 
 // Snapshot is the whole operator state as a value. Stores hand out deep
@@ -91,7 +92,12 @@ type Snapshot struct {
 	Dials      map[string]map[string]int `json:"dials"`      // service → region → dial (0..100)
 	Overrides  map[string]Override       `json:"overrides"`  // region → override
 	Shifts     []Shift                   `json:"shifts"`
-	Audit      []AuditEntry              `json:"audit"` // oldest first, capped to the newest entries
+	// Writers, Failovers and Drills are section 10's state: each service's
+	// writes primary when a failover moved it, and the runbook runs.
+	Writers   map[string]string `json:"writers,omitempty"`
+	Failovers []Failover        `json:"failovers,omitempty"`
+	Drills    []Drill           `json:"drills,omitempty"`
+	Audit     []AuditEntry      `json:"audit"` // oldest first, capped to the newest entries
 }
 
 // Empty returns the state of a store that has never been written.
@@ -158,6 +164,14 @@ func (s Snapshot) Clone() Snapshot {
 			c.Shifts[i] = sh
 		}
 	}
+	if s.Writers != nil {
+		c.Writers = make(map[string]string, len(s.Writers))
+		for k, v := range s.Writers {
+			c.Writers[k] = v
+		}
+	}
+	c.Failovers = cloneFailovers(s.Failovers)
+	c.Drills = cloneDrills(s.Drills)
 	if s.Audit != nil {
 		c.Audit = append(make([]AuditEntry, 0, len(s.Audit)), s.Audit...)
 	}

@@ -93,11 +93,40 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if st.Geo != "" {
 		t.row("geoip\t%s", st.Geo)
 	}
+	if st.State.Backend != "" {
+		t.row("state\t%s", stateLine(&st.State))
+	}
 	t.row("")
 	if err := t.flush(); err != nil {
 		return err
 	}
-	return printRegions(out, st.Regions)
+	if err := printRegions(out, st.Regions); err != nil {
+		return err
+	}
+	return printReplicas(out, st.Regions)
+}
+
+// printReplicas lists the replica lag of regions with a lag endpoint; a
+// lag that cannot be read shows as unknown with the reason.
+func printReplicas(out io.Writer, regions []node.RegionView) error {
+	t := newTable(out)
+	shown := false
+	for _, r := range regions {
+		if r.Replica == nil {
+			continue
+		}
+		if !shown {
+			t.row("")
+			t.row("REGION\tREPLICA LAG\tCHECKED\tERROR")
+			shown = true
+		}
+		lag := "unknown"
+		if r.Replica.Known {
+			lag = fmt.Sprintf("%gs", r.Replica.Seconds)
+		}
+		t.row("%s\t%s\t%s\t%s", r.Name, lag, ago(r.Replica.Checked, time.Now()), orDash(oneLine(r.Replica.Error)))
+	}
+	return t.flush()
 }
 
 // printRegions writes one line per endpoint; a region's own columns are on
@@ -214,9 +243,9 @@ func printAudit(out io.Writer, entries []state.AuditEntry) error {
 		return printf(out, "no changes recorded\n")
 	}
 	t := newTable(out)
-	t.row("TIME\tTOKEN\tACTION\tTARGET\tOLD\tNEW\tREASON")
+	t.row("TIME\tNODE\tTOKEN\tACTION\tTARGET\tOLD\tNEW\tREASON")
 	for _, e := range entries {
-		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), orDash(e.Token),
+		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), orDash(e.Node), orDash(e.Token),
 			e.Action, e.Target, orDash(oneLine(e.Old)), orDash(oneLine(e.New)), orDash(oneLine(e.Reason)))
 	}
 	return t.flush()
