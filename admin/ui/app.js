@@ -348,16 +348,20 @@ function runDetail(kind, item) {
   if (kind === 'failover') {
     const parts = [];
     if (secs(item.rto_seconds)) parts.push('RTO ' + secs(item.rto_seconds));
-    if (secs(item.rpo_seconds)) parts.push('RPO ' + secs(item.rpo_seconds));
-    return [parts.join(' '), item.reason || ''].filter(Boolean).join(' — ');
+    if (item.rpo_seconds !== undefined && item.rpo_seconds !== null) parts.push(item.rpo_seconds < 0 ? 'RPO unknown' : 'RPO ' + secs(item.rpo_seconds));
+    return [`${item.from || '?'} → ${item.to || '?'}`, parts.join(' '), item.outcome || item.reason || ''].filter(Boolean).join(' · ');
   }
   if (kind === 'drill') {
     const parts = [];
     if (secs(item.rto_seconds)) parts.push('RTO ' + secs(item.rto_seconds));
-    if (item.errors !== undefined) parts.push(`${item.errors} errors`);
-    return parts.join(', ');
+    parts.push(`${item.errors || 0} errors of ${item.requests || 0} requests`);
+    return [parts.join(', '), item.outcome || ''].filter(Boolean).join(' · ');
   }
-  return item.reason || item.start_reason || '';
+  const g = item.guard || {};
+  const guard = [];
+  if (g.max_error_ratio) guard.push(`errors ≤ ${(100 * g.max_error_ratio).toFixed(1)}%`);
+  if (g.max_p95 && g.max_p95 !== '0s') guard.push(`p95 ≤ ${g.max_p95}`);
+  return [guard.length ? 'guard ' + guard.join(', ') : '', item.start_reason || '', item.reason || ''].filter(Boolean).join(' · ');
 }
 
 function renderRuns(runs) {
@@ -376,7 +380,10 @@ function renderRuns(runs) {
     const running = item.state === 'running';
     setCell(c[3], item.region || item.to || '-');
     setCell(c[4], item.state || '-', running ? 'forced' : 'muted');
-    setCell(c[5], kind === 'shift' ? stepText(item.steps, item.step) : String(item.step || '-'));
+    let step = '-';
+    if (kind === 'shift') step = stepText(item.steps, item.step);
+    else if (kind === 'failover' && Array.isArray(item.steps) && item.steps.length) step = `${item.step}/8 ${item.steps[item.steps.length - 1].name}`;
+    setCell(c[5], step);
     setCell(c[6], runDetail(kind, item) || '-');
     if (tr.abort) tr.abort.hidden = !running;
   });

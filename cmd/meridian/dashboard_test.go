@@ -300,9 +300,9 @@ func TestDashboard(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token"), ctlWriteSecret),
 		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-set-dial="api/eu-west"]`)))
-	b.do(t, "typing the dial",
-		chromedp.Clear(chromedp.CSS(`[data-dial="api/eu-west"]`)),
-		chromedp.SendKeys(chromedp.CSS(`[data-dial="api/eu-west"]`), "0"))
+	eval[bool](t, b, `(() => { const e = document.querySelector('[data-dial="api/eu-west"]'); e.focus(); e.select(); return true })()`)
+	b.do(t, "typing the dial", chromedp.SendKeys(chromedp.CSS(`[data-dial="api/eu-west"]`), "0"))
+	eval[bool](t, b, `(() => { document.activeElement.blur(); return true })()`) // edited, then left: refreshes must not undo it
 	time.Sleep(2 * time.Second) // refreshes update the page: what was typed stays
 	if got := eval[string](t, b, `document.querySelector('[data-dial="api/eu-west"]').value`); got != "0" {
 		t.Fatalf("the typed dial became %q after a refresh", got)
@@ -325,11 +325,11 @@ func TestDashboard(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	shot := filepath.Join(artifactDir(t), "dashboard.jpeg")
+	shot := filepath.Join(artifactDir(t), "dashboard.png")
 	if err := os.WriteFile(shot, png, 0o600); err != nil {
 		t.Fatal(err)
 	}
