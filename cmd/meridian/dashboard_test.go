@@ -303,7 +303,7 @@ func TestDashboard(t *testing.T) {
 	eval[bool](t, b, `(() => { const e = document.querySelector('[data-dial="api/eu-west"]'); e.focus(); e.select(); return true })()`)
 	b.do(t, "typing the dial", chromedp.SendKeys(chromedp.CSS(`[data-dial="api/eu-west"]`), "0"))
 	eval[bool](t, b, `(() => { document.activeElement.blur(); return true })()`) // edited, then left: refreshes must not undo it
-	time.Sleep(2 * time.Second) // refreshes update the page: what was typed stays
+	time.Sleep(2 * time.Second)                                                  // refreshes update the page: what was typed stays
 	if got := eval[string](t, b, `document.querySelector('[data-dial="api/eu-west"]').value`); got != "0" {
 		t.Fatalf("the typed dial became %q after a refresh", got)
 	}
