@@ -54,15 +54,7 @@ type EtcdStorage struct {
 	log     *slog.Logger
 
 	mu   sync.Mutex
-	held map[string]*heldLock // by lock name
-}
-
-// heldLock is a lock this storage holds: its lease and the keep-alive that
-// keeps it.
-type heldLock struct {
-	lease clientv3.LeaseID
-	stop  context.CancelFunc
-	done  chan struct{} // closed when the keep-alive has stopped
+	held map[string]*keptLease // by lock name
 }
 
 // lockInfo is the value of a lock key, for operators reading etcd.
@@ -120,7 +112,7 @@ func NewEtcdStorage(cli *clientv3.Client, prefix string, opts EtcdStorageOptions
 		lockTTL: int64((ttl + time.Second - 1) / time.Second),
 		owner:   owner,
 		log:     log.With("component", "certs", "storage", "etcd"),
-		held:    map[string]*heldLock{},
+		held:    map[string]*keptLease{},
 	}, nil
 }
 
@@ -383,55 +375,34 @@ func (s *EtcdStorage) TryLock(ctx context.Context, name string) (bool, error) {
 // tryLock creates the lock key under a new lease if it is absent. When it
 // is not, it returns the revision at which the key was seen held.
 func (s *EtcdStorage) tryLock(ctx context.Context, name string) (bool, int64, error) {
-	octx, cancel := opContext(ctx)
-	defer cancel()
-	lease, err := s.cli.Grant(octx, s.lockTTL)
-	if err != nil {
-		return false, 0, fmt.Errorf("locking %q: granting a lease: %w", name, err)
-	}
 	val, err := json.Marshal(lockInfo{Owner: s.owner, Acquired: time.Now().UTC()})
 	if err != nil {
 		return false, 0, fmt.Errorf("locking %q: %w", name, err)
 	}
+	lease, err := grantLease(ctx, s.cli, s.lockTTL, func() {
+		s.log.Warn("certificate storage lock lost: its lease could not be kept alive", "lock", name)
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("locking %q: %w", name, err)
+	}
+	octx, cancel := opContext(ctx)
+	defer cancel()
 	key := s.lockKey(name)
 	resp, err := s.cli.Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease.ID))).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease.id))).
 		Commit()
 	if err != nil || !resp.Succeeded {
-		s.revoke(lease.ID)
+		_ = lease.release(context.WithoutCancel(ctx), s.cli)
 		if err != nil {
 			return false, 0, fmt.Errorf("locking %q: %w", name, err)
 		}
 		return false, resp.Header.Revision, nil
 	}
-	// The keep-alive lives until Unlock, not until ctx ends.
-	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	ch, err := s.cli.KeepAlive(kctx, lease.ID)
-	if err != nil {
-		stop()
-		s.revoke(lease.ID)
-		return false, 0, fmt.Errorf("locking %q: keeping the lease alive: %w", name, err)
-	}
-	h := &heldLock{lease: lease.ID, stop: stop, done: make(chan struct{})}
-	go s.keepAlive(kctx, name, ch, h.done)
 	s.mu.Lock()
-	s.held[name] = h
+	s.held[name] = lease
 	s.mu.Unlock()
 	return true, 0, nil
-}
-
-// keepAlive drains the lease's keep-alive responses; when they end before
-// Unlock, the lock has been lost (etcd unreachable for longer than the
-// TTL).
-func (s *EtcdStorage) keepAlive(ctx context.Context, name string, ch <-chan *clientv3.LeaseKeepAliveResponse, done chan<- struct{}) {
-	defer close(done)
-	for resp := range ch {
-		_ = resp // each is a renewal; the channel closes when they end
-	}
-	if ctx.Err() == nil {
-		s.log.Warn("certificate storage lock lost: its lease could not be kept alive", "lock", name)
-	}
 }
 
 // waitUnlocked returns when the lock key is deleted after rev (released or
@@ -468,27 +439,16 @@ func (s *EtcdStorage) waitUnlocked(ctx context.Context, name string, rev int64) 
 // whose lease had already expired counts as released.
 func (s *EtcdStorage) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
-	h := s.held[name]
+	l := s.held[name]
 	delete(s.held, name)
 	s.mu.Unlock()
-	if h == nil {
+	if l == nil {
 		return fmt.Errorf("unlocking %q: not locked by this storage", name)
 	}
-	h.stop()
-	<-h.done
-	ctx, cancel := opContext(ctx)
-	defer cancel()
-	if _, err := s.cli.Revoke(ctx, h.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	if err := l.release(ctx, s.cli); err != nil {
 		return fmt.Errorf("unlocking %q: %w", name, err)
 	}
 	return nil
-}
-
-// revoke ends a lease that holds nothing; an error only lets it expire.
-func (s *EtcdStorage) revoke(id clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(context.Background(), etcdOpTimeout)
-	defer cancel()
-	_, _ = s.cli.Revoke(ctx, id)
 }
 
 // Close releases every lock this storage still holds. The client stays
