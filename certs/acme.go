@@ -30,21 +30,25 @@ type acmeSettings struct {
 	email     string
 	challenge string         // challengeDNS01 | challengeHTTP01
 	roots     *x509.CertPool // nil = system roots
-	storage   string
+	storage   certmagic.Storage
 	solver    *dnsSolver // dns-01 only
 	httpPort  int        // http-01 only; 0 = 80
 }
 
 func newACMESettings(a config.ACME, opts Options, log *slog.Logger) (*acmeSettings, error) {
-	s := &acmeSettings{ca: a.CA, email: a.Email, storage: a.Storage, httpPort: opts.HTTPPort}
+	s := &acmeSettings{ca: a.CA, email: a.Email, storage: opts.Storage, httpPort: opts.HTTPPort}
 	if s.ca == "" {
 		s.ca = defaultCA
 	}
 	if u, err := url.Parse(s.ca); err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("ca %q: want an https directory URL", s.ca)
 	}
-	if s.storage == "" {
-		s.storage = defaultStorage
+	if s.storage == nil {
+		dir := a.Storage
+		if dir == "" {
+			dir = defaultStorage
+		}
+		s.storage = &certmagic.FileStorage{Path: dir}
 	}
 	switch strings.ToLower(a.Challenge) {
 	case "", challengeDNS01:
@@ -128,7 +132,7 @@ func (m *Manager) startACME() {
 		Logger: zl,
 	})
 	magic := certmagic.New(m.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: a.storage},
+		Storage: a.storage,
 		Logger:  zl,
 	})
 	template := certmagic.ACMEIssuer{

@@ -1,0 +1,206 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"slices"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/internal/etcdtest"
+)
+
+// fleetNode is one node of a test fleet: its DNS server, its share of
+// the fleet's etcd state and its certificate manager.
+type fleetNode struct {
+	dnsAddr string
+	txt     *countingTXT
+	manager *Manager
+	https   string
+}
+
+const fleetPrefix = "/fleet/"
+
+// newFleetNode prepares a node on its own etcd client, serving TLS with
+// its manager's configuration; the test starts the manager.
+func newFleetNode(t *testing.T, srv *etcdtest.Server, name string, peb *pebble, local TXTPublisher, dnsAddr string) *fleetNode {
+	t.Helper()
+	cli := srv.Client(t)
+	ctx := context.Background()
+	records, err := NewEtcdTXT(cli, fleetPrefix+"acme-dns/", local, EtcdTXTOptions{Owner: name, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := records.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(records.Stop)
+	storage, err := NewEtcdStorage(cli, fleetPrefix+"certs/", EtcdStorageOptions{Owner: name, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(storage.Close)
+	tickets, err := NewTicketKeys(cli, fleetPrefix+"tls/session-ticket-keys", TicketKeysOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tickets.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tickets.Stop)
+
+	n := &fleetNode{dnsAddr: dnsAddr, txt: newCountingTXT(records)}
+	n.manager, err = New(config.TLS{ACME: &config.ACME{
+		Email:     "ops@example.com",
+		CA:        peb.directory,
+		CARoot:    peb.caRoot,
+		Challenge: "dns-01",
+	}}, Options{
+		Logger:      testLogger(t).With("node", name),
+		TXT:         n.txt,
+		Storage:     storage,
+		TicketKeys:  tickets,
+		Names:       []string{"api.example.com"},
+		DNSResolver: dnsAddr,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(n.manager.Stop)
+	n.https = serveTLSConfig(t, n.manager.TLSConfig())
+	return n
+}
+
+// serveTLSConfig serves TLS with cfg itself (not a copy, so shared ticket
+// keys follow their rotation) and writes "ok" on each connection.
+func serveTLSConfig(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = c.Write([]byte("ok"))
+				buf := make([]byte, 1)
+				_, _ = c.Read(buf) // until the client closes
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// waitForKey polls etcd until a key exists under prefix.
+func waitForKey(t *testing.T, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(issuanceTimeout)
+	for {
+		resp, err := cli.Get(testCtx(t), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil && resp.Count > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no key under %s within %s (%v)", prefix, issuanceTimeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFleetObtainsOnce runs two nodes sharing etcd: both manage the same
+// name, one ACME order is made, and both serve its certificate. The CA
+// validates the DNS-01 record against the node that did not publish it.
+func TestFleetObtainsOnce(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	dnsA, addrA := startMeridianDNS(t)
+	dnsB, addrB := startMeridianDNS(t)
+	peb := startPebble(t, addrB, freePort(t)) // the CA asks node b only
+	a := newFleetNode(t, srv, "a", peb, dnsA, addrA)
+	b := newFleetNode(t, srv, "b", peb, dnsB, addrB)
+
+	// Node a starts first and takes the issuance lock; node b starts
+	// while a holds it, so a is the one that orders.
+	ctx := context.Background()
+	if err := a.manager.Start(ctx); err != nil {
+		t.Fatalf("a: Start: %v", err)
+	}
+	cli := srv.Client(t)
+	waitForKey(t, cli, fleetPrefix+"certs/locks/")
+	if err := b.manager.Start(ctx); err != nil {
+		t.Fatalf("b: Start: %v", err)
+	}
+
+	stA := waitForCert(t, a.https, "api.example.com", peb.issuing)
+	stB := waitForCert(t, b.https, "api.example.com", peb.issuing)
+	checkIssued(t, stA, "api.example.com")
+	if !bytes.Equal(stA.PeerCertificates[0].Raw, stB.PeerCertificates[0].Raw) {
+		t.Errorf("nodes serve different certificates (serials %s and %s), want the one obtained once",
+			stA.PeerCertificates[0].SerialNumber, stB.PeerCertificates[0].SerialNumber)
+	}
+
+	namesA, presentedA, removedA, _ := a.txt.state()
+	_, presentedB, _, _ := b.txt.state()
+	if !slices.Equal(namesA, []string{"_acme-challenge.api.example.com"}) || presentedA != 1 || removedA != 1 {
+		t.Errorf("node a presented %d dns-01 records at %q and removed %d, want one", presentedA, namesA, removedA)
+	}
+	if presentedB != 0 {
+		t.Errorf("node b presented %d dns-01 records, want none: one order per fleet", presentedB)
+	}
+	// Nothing lingers: no record in etcd or in either DNS server, no lock.
+	for _, p := range []string{fleetPrefix + "acme-dns/", fleetPrefix + "certs/locks/"} {
+		waitForNoKey(t, cli, p)
+	}
+	for _, addr := range []string{addrA, addrB} {
+		if got := queryTXT(t, addr, "_acme-challenge.api.example.com"); len(got) != 0 {
+			t.Errorf("%s still serves TXT %q", addr, got)
+		}
+	}
+
+	// A client resumes its session on the other node.
+	c := newTicketClient(peb.issuing)
+	if c.connect(t, a.https) {
+		t.Fatal("first connection resumed")
+	}
+	if !c.connect(t, b.https) {
+		t.Error("the session from node a did not resume on node b")
+	}
+}
+
+// waitForNoKey polls etcd until nothing is left under prefix.
+func waitForNoKey(t *testing.T, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := cli.Get(testCtx(t), prefix, clientv3.WithPrefix())
+		if err == nil && resp.Count == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var keys []string
+			if resp != nil {
+				for _, kv := range resp.Kvs {
+					keys = append(keys, string(kv.Key))
+				}
+			}
+			t.Fatalf("keys left under %s: %q (%v)", prefix, keys, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
