@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,44 +30,27 @@ const fleetPrefix = "/fleet/"
 // its manager's configuration; the test starts the manager.
 func newFleetNode(t *testing.T, srv *etcdtest.Server, name string, peb *pebble, local TXTPublisher, dnsAddr string) *fleetNode {
 	t.Helper()
-	cli := srv.Client(t)
-	ctx := context.Background()
-	records, err := NewEtcdTXT(cli, fleetPrefix+"acme-dns/", local, EtcdTXTOptions{Owner: name, Logger: testLogger(t)})
+	f, err := NewFleet(FleetOptions{Client: srv.Client(t), Prefix: fleetPrefix, Node: name, DNS: local, Logger: testLogger(t)})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("NewFleet: %v", err)
 	}
-	if err := records.Start(ctx); err != nil {
-		t.Fatal(err)
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatalf("fleet Start: %v", err)
 	}
-	t.Cleanup(records.Stop)
-	storage, err := NewEtcdStorage(cli, fleetPrefix+"certs/", EtcdStorageOptions{Owner: name, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(storage.Close)
-	tickets, err := NewTicketKeys(cli, fleetPrefix+"tls/session-ticket-keys", TicketKeysOptions{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tickets.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tickets.Stop)
-
-	n := &fleetNode{dnsAddr: dnsAddr, txt: newCountingTXT(records)}
+	t.Cleanup(f.Stop)
+	opts := f.Apply(Options{
+		Logger:      testLogger(t).With("node", name),
+		Names:       []string{"api.example.com"},
+		DNSResolver: dnsAddr,
+	})
+	n := &fleetNode{dnsAddr: dnsAddr, txt: newCountingTXT(opts.TXT)}
+	opts.TXT = n.txt
 	n.manager, err = New(config.TLS{ACME: &config.ACME{
 		Email:     "ops@example.com",
 		CA:        peb.directory,
 		CARoot:    peb.caRoot,
 		Challenge: "dns-01",
-	}}, Options{
-		Logger:      testLogger(t).With("node", name),
-		TXT:         n.txt,
-		Storage:     storage,
-		TicketKeys:  tickets,
-		Names:       []string{"api.example.com"},
-		DNSResolver: dnsAddr,
-	})
+	}}, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -203,4 +187,37 @@ func waitForNoKey(t *testing.T, cli *clientv3.Client, prefix string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestNewFleetErrors(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	dnsSrv, _ := startMeridianDNS(t)
+	tests := []struct {
+		name string
+		o    FleetOptions
+		want string
+	}{
+		{"no client", FleetOptions{Prefix: "/m/", DNS: dnsSrv}, "fleet certificates: no etcd client"},
+		{"no prefix", FleetOptions{Client: cli, DNS: dnsSrv}, `fleet certificates: prefix "": want a non-empty key prefix`},
+		{"no dns", FleetOptions{Client: cli, Prefix: "/m/"}, "etcd challenge records: no local DNS server to serve them"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewFleet(tc.o)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// The keys land under the prefix, as the README documents.
+	f, err := NewFleet(FleetOptions{Client: cli, Prefix: "/m", Node: "n1", DNS: dnsSrv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Storage.prefix != "/m/certs/" || f.Records.prefix != "/m/acme-dns/" || f.Tickets.key != "/m/tls/session-ticket-keys" {
+		t.Errorf("keys at %q, %q, %q", f.Storage.prefix, f.Records.prefix, f.Tickets.key)
+	}
+	f.Stop() // before Start
 }
