@@ -126,7 +126,7 @@ func (s *Server) Restart() {
 
 func (s *Server) start() error {
 	out := &lockedBuffer{}
-	cmd := exec.Command(s.bin,
+	cmd := exec.Command(s.bin, //nolint:gosec // G204: the etcd binary the test environment names
 		"--name", "test",
 		"--data-dir", s.dataDir,
 		"--listen-client-urls", s.client,
