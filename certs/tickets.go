@@ -213,9 +213,11 @@ func (k *TicketKeys) sync(ctx context.Context) (int64, error) {
 				stored = storedTicketKeys{}
 			}
 		}
-		if len(stored.Keys) > 0 && k.now().Sub(stored.Keys[0].Created) < k.rotate {
-			k.apply(stored)
-			return resp.Header.Revision, nil
+		if len(stored.Keys) > 0 {
+			k.apply(stored) // in use even if rotating them fails
+			if k.now().Sub(stored.Keys[0].Created) < k.rotate {
+				return resp.Header.Revision, nil
+			}
 		}
 		won, rev, err := k.rotateFrom(ctx, stored, modRev)
 		if err != nil {

@@ -295,3 +295,32 @@ func TestTicketKeysDecode(t *testing.T) {
 		t.Errorf("decode of a good value: %v", err)
 	}
 }
+
+// FuzzTicketKeysDecode feeds arbitrary etcd values to the stored keys'
+// parser: it never panics, and what it accepts holds only usable keys and
+// survives a round trip.
+func FuzzTicketKeysDecode(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"created":"2026-01-01T00:00:00Z","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`))
+	f.Add([]byte(`{"keys":[{"created":"2026-01-01T00:00:00Z","key":"c2hvcnQ="}]}`))
+	f.Add([]byte(`{"keys":null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s storedTicketKeys
+		if err := s.decode(b); err != nil {
+			return
+		}
+		for i, k := range s.Keys {
+			if len(k.Key) != 32 || k.Created.IsZero() {
+				t.Fatalf("accepted key %d: %d bytes, created %s", i, len(k.Key), k.Created)
+			}
+		}
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back storedTicketKeys
+		if err := back.decode(again); err != nil || len(back.Keys) != len(s.Keys) {
+			t.Fatalf("round trip: %v, %d keys, want %d", err, len(back.Keys), len(s.Keys))
+		}
+	})
+}
