@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,11 +117,11 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	var err error
-	for range 5 { // the old socket may linger a moment
+	for range 10 { // the old socket may linger a moment
 		if err = s.start(); err == nil {
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 	s.t.Fatalf("restarting etcd: %v", err)
 }
@@ -198,15 +200,47 @@ func (s *Server) cleanup() {
 	}
 }
 
-// freeAddr returns a loopback host:port that was free a moment ago.
+// Ports for etcd are drawn below the kernel's ephemeral range, where
+// neither a listener on port 0 nor an outgoing connection is given one: a
+// port left free while etcd is stopped stays free for Restart (clients
+// redialling a stopped etcd could otherwise connect to themselves on it).
+const (
+	portLow          = 10000
+	defaultEphemeral = 32768 // Linux's default start of the range
+)
+
+// freeAddr returns a loopback host:port below the ephemeral range that
+// was free a moment ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	hi := ephemeralStart()
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(portLow+rand.IntN(hi-portLow))) //nolint:gosec // G404: a port to try, not a secret
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			_ = ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free loopback port between %d and %d", portLow, hi)
+	return ""
+}
+
+// ephemeralStart reads the start of the kernel's ephemeral port range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return defaultEphemeral
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return defaultEphemeral
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= portLow+1000 {
+		return defaultEphemeral
+	}
+	return lo
 }
 
 // lockedBuffer collects etcd's output; safe for concurrent writers.
