@@ -168,7 +168,7 @@ func TestTicketKeysRotation(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t)
 	cert, roots := testCert(t)
-	const rotation = 2 * time.Second
+	const rotation = 3 * time.Second
 	opts := TicketKeysOptions{Rotation: rotation, Keep: 2}
 	ka := newTestTicketKeys(t, srv.Client(t), opts)
 	kb := newTestTicketKeys(t, srv.Client(t), opts)
