@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,10 +29,21 @@ type fleetNode struct {
 
 const fleetPrefix = "/fleet/"
 
+// fleetSpec is what differs between the nodes of a test fleet.
+type fleetSpec struct {
+	name      string
+	local     TXTPublisher // the node's DNS server
+	dnsAddr   string
+	challenge string
+	names     []string
+	httpPort  int // http-01: the node's http listener
+}
+
 // newFleetNode prepares a node on its own etcd client, serving TLS with
 // its manager's configuration; the test starts the manager.
-func newFleetNode(t *testing.T, srv *etcdtest.Server, name string, peb *pebble, local TXTPublisher, dnsAddr string) *fleetNode {
+func newFleetNode(t *testing.T, srv *etcdtest.Server, peb *pebble, spec fleetSpec) *fleetNode {
 	t.Helper()
+	name, local, dnsAddr := spec.name, spec.local, spec.dnsAddr
 	f, err := NewFleet(FleetOptions{Client: srv.Client(t), Prefix: fleetPrefix, Node: name, DNS: local, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("NewFleet: %v", err)
@@ -40,8 +54,9 @@ func newFleetNode(t *testing.T, srv *etcdtest.Server, name string, peb *pebble, 
 	t.Cleanup(f.Stop)
 	opts := f.Apply(Options{
 		Logger:      testLogger(t).With("node", name),
-		Names:       []string{"api.example.com"},
+		Names:       spec.names,
 		DNSResolver: dnsAddr,
+		HTTPPort:    spec.httpPort,
 	})
 	n := &fleetNode{dnsAddr: dnsAddr, txt: newCountingTXT(opts.TXT)}
 	opts.TXT = n.txt
@@ -49,7 +64,7 @@ func newFleetNode(t *testing.T, srv *etcdtest.Server, name string, peb *pebble, 
 		Email:     "ops@example.com",
 		CA:        peb.directory,
 		CARoot:    peb.caRoot,
-		Challenge: "dns-01",
+		Challenge: spec.challenge,
 	}}, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -116,8 +131,9 @@ func TestFleetObtainsOnce(t *testing.T) {
 	dnsA, addrA := startMeridianDNS(t)
 	dnsB, addrB := startMeridianDNS(t)
 	peb := startPebble(t, addrB, freePort(t)) // the CA asks node b only
-	a := newFleetNode(t, srv, "a", peb, dnsA, addrA)
-	b := newFleetNode(t, srv, "b", peb, dnsB, addrB)
+	names := []string{"api.example.com"}
+	a := newFleetNode(t, srv, peb, fleetSpec{name: "a", local: dnsA, dnsAddr: addrA, challenge: "dns-01", names: names})
+	b := newFleetNode(t, srv, peb, fleetSpec{name: "b", local: dnsB, dnsAddr: addrB, challenge: "dns-01", names: names})
 
 	// Node a starts first and takes the issuance lock; node b starts
 	// while a holds it, so a is the one that orders.
@@ -220,4 +236,101 @@ func TestNewFleetErrors(t *testing.T) {
 		t.Errorf("keys at %q, %q, %q", f.Storage.prefix, f.Records.prefix, f.Tickets.key)
 	}
 	f.Stop() // before Start
+}
+
+// TestFleetHTTP01 shows the storage carrying HTTP-01 across the fleet:
+// node a orders, and the CA fetches the challenge from node b, which
+// finds it in etcd (certmagic's distributed solver).
+func TestFleetHTTP01(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	dnsA, addrA := startMeridianDNS(t) // www.example.com A 127.0.0.1
+	dnsB, addrB := startMeridianDNS(t)
+	lnA, portA := listenHTTP(t)
+	lnB, portB := listenHTTP(t)
+	peb := startPebble(t, addrA, portB) // the CA fetches from node b only
+	names := []string{"www.example.com"}
+	a := newFleetNode(t, srv, peb, fleetSpec{name: "a", local: dnsA, dnsAddr: addrA, challenge: "http-01", names: names, httpPort: portA})
+	b := newFleetNode(t, srv, peb, fleetSpec{name: "b", local: dnsB, dnsAddr: addrB, challenge: "http-01", httpPort: portB})
+	servedA := serveChallenges(t, lnA, a.manager)
+	servedB := serveChallenges(t, lnB, b.manager)
+
+	// Node b runs (its challenge handler ready) but manages nothing until
+	// node a holds the issuance lock.
+	ctx := context.Background()
+	if err := b.manager.Start(ctx); err != nil {
+		t.Fatalf("b: Start: %v", err)
+	}
+	if err := a.manager.Start(ctx); err != nil {
+		t.Fatalf("a: Start: %v", err)
+	}
+	waitForKey(t, srv.Client(t), fleetPrefix+"certs/locks/")
+	if err := b.manager.Manage(names); err != nil {
+		t.Fatalf("b: Manage: %v", err)
+	}
+	stA := waitForCert(t, a.https, "www.example.com", peb.issuing)
+	stB := waitForCert(t, b.https, "www.example.com", peb.issuing)
+	checkIssued(t, stA, "www.example.com")
+	if !bytes.Equal(stA.PeerCertificates[0].Raw, stB.PeerCertificates[0].Raw) {
+		t.Error("nodes serve different certificates, want the one obtained once")
+	}
+	if servedB.Load() == 0 || servedA.Load() != 0 {
+		t.Errorf("challenge requests answered: node a %d, node b %d; want all at node b", servedA.Load(), servedB.Load())
+	}
+}
+
+// listenHTTP binds a loopback port for a node's http listener.
+func listenHTTP(t *testing.T) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// serveChallenges serves m's HTTP-01 challenge handler on ln until the
+// test ends, counting the challenge requests it answers.
+func serveChallenges(t *testing.T, ln net.Listener, m *Manager) *atomic.Int64 {
+	t.Helper()
+	var answered atomic.Int64
+	h := m.HTTPChallengeHandler(http.NotFoundHandler())
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := &statusRecorder{ResponseWriter: w}
+			h.ServeHTTP(rec, r)
+			if rec.status == http.StatusOK && strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+				answered.Add(1)
+			}
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return &answered
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
 }
