@@ -43,12 +43,16 @@ func newACMESettings(a config.ACME, opts Options, log *slog.Logger) (*acmeSettin
 	if u, err := url.Parse(s.ca); err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("ca %q: want an https directory URL", s.ca)
 	}
-	if s.storage == nil {
-		dir := a.Storage
-		if dir == "" {
-			dir = defaultStorage
-		}
+	dir := a.Storage
+	if dir == "" {
+		dir = defaultStorage
+	}
+	switch st := s.storage.(type) {
+	case nil:
 		s.storage = &certmagic.FileStorage{Path: dir}
+	case *EtcdStorage:
+		// tls.acme.storage keeps a copy, read while etcd is unreachable.
+		s.storage = &localCopy{shared: st, local: &certmagic.FileStorage{Path: dir}, log: log}
 	}
 	switch strings.ToLower(a.Challenge) {
 	case "", challengeDNS01:

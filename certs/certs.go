@@ -37,7 +37,10 @@ type Options struct {
 
 	// Storage keeps certificates, ACME accounts and locks; nil = a file
 	// storage at tls.acme.storage. The nodes of a fleet pass one
-	// EtcdStorage prefix, so a certificate is obtained once for all.
+	// EtcdStorage prefix, so a certificate is obtained once for all; then
+	// tls.acme.storage keeps a local copy of what the node has seen, read
+	// while etcd is unreachable, so a node restarted during an outage
+	// still serves its certificates.
 	Storage certmagic.Storage
 
 	// TicketKeys, when set, gives every configuration TLSConfig returns

@@ -222,8 +222,17 @@ func (s *EtcdStorage) Delete(ctx context.Context, key string) error {
 // Exists reports whether key is a file or a directory; false when etcd
 // cannot tell.
 func (s *EtcdStorage) Exists(ctx context.Context, key string) bool {
-	if checkKey(key) != nil {
-		return false
+	found, err := s.exists(ctx, key)
+	if err != nil {
+		s.log.Warn("checking a key in etcd failed", "key", key, "err", err)
+	}
+	return found
+}
+
+// exists is Exists with etcd's error.
+func (s *EtcdStorage) exists(ctx context.Context, key string) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, nil // no such key can exist
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
@@ -232,15 +241,14 @@ func (s *EtcdStorage) Exists(ctx context.Context, key string) bool {
 		clientv3.OpGet(s.dataKey(key)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
 	).Commit()
 	if err != nil {
-		s.log.Warn("checking a key in etcd failed", "key", key, "err", err)
-		return false
+		return false, fmt.Errorf("checking %q: %w", key, err)
 	}
 	for _, r := range resp.Responses {
 		if r.GetResponseRange().GetCount() > 0 {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // List returns the keys directly in dir, or with recursive every file and

@@ -36,7 +36,8 @@ type fleetSpec struct {
 	dnsAddr   string
 	challenge string
 	names     []string
-	httpPort  int // http-01: the node's http listener
+	httpPort  int    // http-01: the node's http listener
+	localDir  string // tls.acme.storage, the local copy; "" = a new one
 }
 
 // newFleetNode prepares a node on its own etcd client, serving TLS with
@@ -44,6 +45,9 @@ type fleetSpec struct {
 func newFleetNode(t *testing.T, srv *etcdtest.Server, peb *pebble, spec fleetSpec) *fleetNode {
 	t.Helper()
 	name, local, dnsAddr := spec.name, spec.local, spec.dnsAddr
+	if spec.localDir == "" {
+		spec.localDir = t.TempDir()
+	}
 	f, err := NewFleet(FleetOptions{Client: srv.Client(t), Prefix: fleetPrefix, Node: name, DNS: local, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("NewFleet: %v", err)
@@ -65,6 +69,7 @@ func newFleetNode(t *testing.T, srv *etcdtest.Server, peb *pebble, spec fleetSpe
 		CA:        peb.directory,
 		CARoot:    peb.caRoot,
 		Challenge: spec.challenge,
+		Storage:   spec.localDir,
 	}}, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -132,7 +137,8 @@ func TestFleetObtainsOnce(t *testing.T) {
 	dnsB, addrB := startMeridianDNS(t)
 	peb := startPebble(t, addrB, freePort(t)) // the CA asks node b only
 	names := []string{"api.example.com"}
-	a := newFleetNode(t, srv, peb, fleetSpec{name: "a", local: dnsA, dnsAddr: addrA, challenge: "dns-01", names: names})
+	localDirA := t.TempDir()
+	a := newFleetNode(t, srv, peb, fleetSpec{name: "a", local: dnsA, dnsAddr: addrA, challenge: "dns-01", names: names, localDir: localDirA})
 	b := newFleetNode(t, srv, peb, fleetSpec{name: "b", local: dnsB, dnsAddr: addrB, challenge: "dns-01", names: names})
 
 	// Node a starts first and takes the issuance lock; node b starts
@@ -180,6 +186,22 @@ func TestFleetObtainsOnce(t *testing.T) {
 	}
 	if !c.connect(t, b.https) {
 		t.Error("the session from node a did not resume on node b")
+	}
+
+	// etcd goes down and node a restarts: it serves the certificate from
+	// its local copy.
+	a.manager.Stop()
+	srv.Stop()
+	a2 := newFleetNode(t, srv, peb, fleetSpec{name: "a", local: dnsA, dnsAddr: addrA, challenge: "dns-01", names: names, localDir: localDirA})
+	if err := a2.manager.Start(ctx); err != nil {
+		t.Fatalf("a restarted: Start: %v", err)
+	}
+	st := waitForCert(t, a2.https, "api.example.com", peb.issuing)
+	if !bytes.Equal(st.PeerCertificates[0].Raw, stA.PeerCertificates[0].Raw) {
+		t.Error("node a restarted with etcd down serves another certificate, want the fleet's from its local copy")
+	}
+	if _, presented, _, _ := a2.txt.state(); presented != 0 {
+		t.Errorf("node a restarted with etcd down presented %d dns-01 records, want none", presented)
 	}
 }
 

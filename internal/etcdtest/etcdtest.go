@@ -66,6 +66,9 @@ func Start(t testing.TB) *Server {
 		t.Skipf("etcd binary not found (install etcd-server): %v", err)
 	}
 	s := &Server{t: t, bin: bin, dataDir: t.TempDir()}
+	if err := os.Chmod(s.dataDir, 0o700); err != nil { //nolint:gosec // G302: a directory, owner only, as etcd wants it
+		t.Fatal(err)
+	}
 	t.Cleanup(s.cleanup)
 	var last error
 	for range 3 { // a port picked free may be taken before etcd binds it
