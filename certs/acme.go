@@ -30,21 +30,29 @@ type acmeSettings struct {
 	email     string
 	challenge string         // challengeDNS01 | challengeHTTP01
 	roots     *x509.CertPool // nil = system roots
-	storage   string
+	storage   certmagic.Storage
 	solver    *dnsSolver // dns-01 only
 	httpPort  int        // http-01 only; 0 = 80
 }
 
 func newACMESettings(a config.ACME, opts Options, log *slog.Logger) (*acmeSettings, error) {
-	s := &acmeSettings{ca: a.CA, email: a.Email, storage: a.Storage, httpPort: opts.HTTPPort}
+	s := &acmeSettings{ca: a.CA, email: a.Email, storage: opts.Storage, httpPort: opts.HTTPPort}
 	if s.ca == "" {
 		s.ca = defaultCA
 	}
 	if u, err := url.Parse(s.ca); err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("ca %q: want an https directory URL", s.ca)
 	}
-	if s.storage == "" {
-		s.storage = defaultStorage
+	dir := a.Storage
+	if dir == "" {
+		dir = defaultStorage
+	}
+	switch st := s.storage.(type) {
+	case nil:
+		s.storage = &certmagic.FileStorage{Path: dir}
+	case *EtcdStorage:
+		// tls.acme.storage keeps a copy, read while etcd is unreachable.
+		s.storage = &localCopy{shared: st, local: &certmagic.FileStorage{Path: dir}, log: log}
 	}
 	switch strings.ToLower(a.Challenge) {
 	case "", challengeDNS01:
@@ -128,7 +136,7 @@ func (m *Manager) startACME() {
 		Logger: zl,
 	})
 	magic := certmagic.New(m.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: a.storage},
+		Storage: a.storage,
 		Logger:  zl,
 	})
 	template := certmagic.ACMEIssuer{

@@ -36,6 +36,18 @@ type Options struct {
 	// its record. Optional.
 	DNSResolver string
 
+	// Storage keeps certificates, ACME accounts and locks; nil = a file
+	// storage at tls.acme.storage. The nodes of a fleet pass one
+	// EtcdStorage prefix, so a certificate is obtained once for all; then
+	// tls.acme.storage keeps a local copy of what the node has seen, read
+	// while etcd is unreachable, so a node restarted during an outage
+	// still serves its certificates.
+	Storage certmagic.Storage
+
+	// TicketKeys, when set, gives every configuration TLSConfig returns
+	// the fleet's shared session ticket keys.
+	TicketKeys *TicketKeys
+
 	// HTTPPort is the port of the http listener that carries
 	// HTTPChallengeHandler (0 = 80). While that port is in use the HTTP-01
 	// solver opens no listener of its own. HTTP-01 only.
@@ -49,9 +61,10 @@ type Options struct {
 // Manager provides certificates to the https listeners: static ones first,
 // then those it obtains and renews over ACME.
 type Manager struct {
-	log    *slog.Logger
-	static *staticCerts
-	acme   *acmeSettings // nil without tls.acme
+	log     *slog.Logger
+	static  *staticCerts
+	acme    *acmeSettings // nil without tls.acme
+	tickets *TicketKeys   // nil: Go's own per-process ticket keys
 
 	mu      sync.Mutex
 	names   []string        // ACME names, in order
@@ -79,7 +92,7 @@ func New(cfg config.TLS, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{log: log, static: static, managed: make(map[string]bool)}
+	m := &Manager{log: log, static: static, tickets: opts.TicketKeys, managed: make(map[string]bool)}
 	if cfg.ACME == nil {
 		for _, n := range opts.Names {
 			switch {
@@ -122,13 +135,18 @@ func (m *Manager) register(reg prometheus.Registerer) error {
 // TLSConfig returns a new TLS configuration for an https listener. Its
 // certificate for a ClientHello is a static certificate naming the server
 // name, else the ACME certificate for it, else the first static
-// certificate.
+// certificate. With shared ticket keys, the configuration follows them:
+// the listener must use it, not a copy.
 func (m *Manager) TLSConfig() *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: m.getCertificate,
 	}
+	if m.tickets != nil {
+		m.tickets.Attach(cfg)
+	}
+	return cfg
 }
 
 func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

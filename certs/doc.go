@@ -9,6 +9,13 @@
 // through HTTPChallengeHandler mounted on the http listeners. Certificates and
 // the ACME account live in a certmagic file storage directory.
 //
+// In a fleet (state.backend etcd) a Fleet shares them through etcd instead:
+// EtcdStorage keeps certificates, accounts and locks (a lock is bound to its
+// holder's lease), EtcdTXT publishes DNS-01 records so every node's DNS
+// server answers them, and TicketKeys shares rotated TLS session ticket
+// keys, so one certificate is obtained per fleet and a session resumes on
+// any node.
+//
 // It owns certificate selection and the certificate lifecycle, nothing else:
 // it serves no traffic (the HTTP-01 solver opens a listener of its own only
 // when nothing listens on the configured http port), reads no flags or

@@ -15,6 +15,9 @@ import (
 const leakWait = 10 * time.Second
 
 func TestMain(m *testing.M) {
+	if ep := os.Getenv(lockHolderEnv); ep != "" {
+		os.Exit(runLockHolder(ep))
+	}
 	code := m.Run()
 	removePebbleBuild()
 	if code == 0 {

@@ -37,7 +37,7 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 	}
 	var proxyHandler http.Handler = n.proxy
 	if len(cfg.Listen.HTTPS) > 0 || cfg.TLS.ACME != nil || len(cfg.TLS.Certificates) > 0 {
-		m, err := certs.New(cfg.TLS, certs.Options{
+		opts := certs.Options{
 			Logger: n.opts.Logger,
 			TXT:    n.dns,
 			Names:  proxyHostnames(cfg),
@@ -49,7 +49,22 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 			}(),
 			HTTPPort:   httpPort(cfg),
 			Registerer: n.reg,
-		})
+		}
+		if n.etcd != nil {
+			// A fleet shares certificates, ACME locks, DNS-01 records and
+			// session ticket keys through etcd.
+			f, err := certs.NewFleet(certs.FleetOptions{Client: n.etcd, Prefix: cfg.State.Etcd.Prefix,
+				Node: cfg.Node.Name, DNS: n.dns, Logger: n.opts.Logger})
+			if err != nil {
+				return fmt.Errorf("preparing fleet certificates: %w", err)
+			}
+			if err := f.Start(ctx); err != nil {
+				return fmt.Errorf("starting fleet certificates: %w", err)
+			}
+			n.certFleet = f
+			opts = f.Apply(opts)
+		}
+		m, err := certs.New(cfg.TLS, opts)
 		if err != nil {
 			return fmt.Errorf("preparing tls: %w", err)
 		}

@@ -57,6 +57,7 @@ type Node struct {
 	st      state.Snapshot
 
 	etcd      *clientv3.Client // shared by state, fleet and certificates; nil with the file backend
+	certFleet *certs.Fleet     // certificates shared through etcd; nil without a fleet
 	etcdStore *state.Etcd      // the store when the backend is etcd
 	members   *fleet.Membership
 	cfgHash   string           // configHash of cfg
@@ -369,6 +370,10 @@ func (n *Node) stop() {
 	n.fo.replicas.Stop()
 	if n.certs != nil {
 		n.certs.Stop()
+	}
+	if n.certFleet != nil {
+		n.certFleet.Stop()
+		n.certFleet = nil
 	}
 	if n.health != nil {
 		n.health.Stop()

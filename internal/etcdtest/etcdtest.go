@@ -1,155 +1,272 @@
-// Package etcdtest starts a real etcd server for tests: the etcd binary on
-// PATH (Debian's etcd-server), on free loopback ports with a temporary data
-// directory, stopped and restarted at will.
+// Package etcdtest runs a real single-member etcd server for tests: the
+// etcd binary (Debian's etcd-server, which .ci/run installs) on free
+// loopback ports with a temporary data directory, stopped when the test
+// ends.
 //
-// It is for tests only; nothing in the product imports it. It must never
-// bind etcd's default ports.
+// It is test support only: no production code imports it, and it never
+// touches an etcd it did not start (no default port, no shared data).
 package etcdtest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
-// Server is one etcd member running as a child process.
+// startTimeout bounds how long Start waits for etcd to serve.
+const startTimeout = 30 * time.Second
+
+// Server is a running etcd member.
 type Server struct {
-	// Endpoint is the client URL, http://127.0.0.1:PORT.
+	// Endpoint is the client URL, http://127.0.0.1:PORT (Endpoints()[0]).
 	Endpoint string
 
-	t      testing.TB
-	bin    string
-	dir    string
-	client int
-	peer   int
-	logf   string
+	t       testing.TB
+	bin     string
+	dataDir string
+	client  string // client URL, http://127.0.0.1:PORT
+	peer    string // peer URL
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	out     *lockedBuffer
+	clients []*clientv3.Client
 }
 
-// Binary returns the etcd binary on PATH. When it is missing, the test is
-// skipped, except under CI (CI set in the environment), where it fails:
-// CI installs etcd-server.
-func Binary(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("etcd binary not found on PATH (install etcd-server): %v", err)
-		}
-		t.Skipf("etcd binary not found on PATH (install etcd-server): %v", err)
+// Binary returns the etcd binary's path, or an error saying why there is
+// none.
+func Binary() (string, error) {
+	if p := os.Getenv("MERIDIAN_ETCD"); p != "" {
+		return p, nil
 	}
-	return bin
+	return exec.LookPath("etcd")
 }
 
-// Start runs a one-member etcd and waits until it answers. It is stopped
-// when the test ends.
+// Start runs etcd until the test ends. Without an etcd binary the test is
+// skipped, except under CI (CI=true), where .ci/run installs one and its
+// absence fails the test.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), dir: t.TempDir()}
-	s.client, s.peer = freePort(t), freePort(t)
-	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.client)
-	s.logf = filepath.Join(s.dir, "etcd.log")
-	if err := s.start(); err != nil {
+	bin, err := Binary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("etcd binary not found (install etcd-server): %v", err)
+		}
+		t.Skipf("etcd binary not found (install etcd-server): %v", err)
+	}
+	s := &Server{t: t, bin: bin, dataDir: t.TempDir()}
+	if err := os.Chmod(s.dataDir, 0o700); err != nil { //nolint:gosec // G302: a directory, owner only, as etcd wants it
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Stop)
-	return s
+	t.Cleanup(s.cleanup)
+	var last error
+	for range 3 { // a port picked free may be taken before etcd binds it
+		s.client = "http://" + freeAddr(t)
+		s.peer = "http://" + freeAddr(t)
+		if last = s.start(); last == nil {
+			s.Endpoint = s.client
+			return s
+		}
+	}
+	t.Fatalf("starting etcd: %v", last)
+	return nil
 }
 
-func freePort(t testing.TB) int {
+// Endpoints returns the client endpoints, for clientv3.Config.
+func (s *Server) Endpoints() []string { return []string{s.client} }
+
+// Client returns a new client of this server, closed when the test ends.
+func (s *Server) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   s.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("etcd client: %v", err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	s.mu.Lock()
+	s.clients = append(s.clients, c)
+	s.mu.Unlock()
+	return c
+}
+
+// Stop kills etcd (SIGKILL, as an outage) and waits for it to exit. Its
+// data stays for Restart.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Restart starts etcd again on the same ports and data after Stop.
+func (s *Server) Restart() {
+	s.t.Helper()
+	var err error
+	for range 10 { // the old socket may linger a moment
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	s.t.Fatalf("restarting etcd: %v", err)
 }
 
 func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("etcd already running")
-	}
-	peer := "http://127.0.0.1:" + strconv.Itoa(s.peer)
-	logFile, err := os.OpenFile(s.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(s.bin, //nolint:gosec // the etcd binary found on PATH, with fixed arguments
+	out := &lockedBuffer{}
+	cmd := exec.Command(s.bin, //nolint:gosec // G204: the etcd binary the test environment names
 		"--name", "test",
-		"--data-dir", filepath.Join(s.dir, "data"),
-		"--listen-client-urls", s.Endpoint,
-		"--advertise-client-urls", s.Endpoint,
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "test="+peer,
+		"--data-dir", s.dataDir,
+		"--listen-client-urls", s.client,
+		"--advertise-client-urls", s.client,
+		"--listen-peer-urls", s.peer,
+		"--initial-advertise-peer-urls", s.peer,
+		"--initial-cluster", "test="+s.peer,
+		"--initial-cluster-state", "new",
 		"--logger", "zap",
 		"--log-level", "warn",
 	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("starting etcd: %w", err)
+		return fmt.Errorf("running %s: %w", s.bin, err)
 	}
-	_ = logFile.Close()
-	s.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.healthy() {
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited, s.out = cmd, exited, out
+	s.mu.Unlock()
+	if err := s.waitReady(exited); err != nil {
+		s.Stop()
+		return fmt.Errorf("%w\netcd output:\n%s", err, out.String())
+	}
+	return nil
+}
+
+// waitReady polls until etcd answers a read.
+func (s *Server) waitReady(exited <-chan struct{}) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Get(ctx, "health")
+		cancel()
+		if err == nil {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			return errors.New("etcd exited before serving")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd not serving within %s: %w", startTimeout, err)
+		}
 	}
-	log, _ := os.ReadFile(s.logf)
-	return fmt.Errorf("etcd did not become healthy within 30s; log:\n%s", log)
 }
 
-func (s *Server) healthy() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/health", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// Stop kills etcd (SIGKILL: an outage, not a goodbye) and waits for it.
-// Stopping a stopped server does nothing.
-func (s *Server) Stop() {
+func (s *Server) cleanup() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
+	clients := s.clients
+	s.clients = nil
+	out := s.out
+	s.mu.Unlock()
+	for _, c := range clients {
+		_ = c.Close()
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	s.cmd = nil
+	s.Stop()
+	if s.t.Failed() && out != nil {
+		s.t.Logf("etcd output:\n%s", out.String())
+	}
 }
 
-// Restart starts a stopped server again on the same ports and data.
-func (s *Server) Restart() {
-	s.t.Helper()
-	if err := s.start(); err != nil {
-		s.t.Fatal(err)
+// Ports for etcd are drawn below the kernel's ephemeral range, where
+// neither a listener on port 0 nor an outgoing connection is given one: a
+// port left free while etcd is stopped stays free for Restart (clients
+// redialling a stopped etcd could otherwise connect to themselves on it).
+const (
+	portLow          = 10000
+	defaultEphemeral = 32768 // Linux's default start of the range
+)
+
+// freeAddr returns a loopback host:port below the ephemeral range that
+// was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	hi := ephemeralStart()
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(portLow+rand.IntN(hi-portLow))) //nolint:gosec // G404: a port to try, not a secret
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			_ = ln.Close()
+			return addr
+		}
 	}
+	t.Fatalf("no free loopback port between %d and %d", portLow, hi)
+	return ""
+}
+
+// ephemeralStart reads the start of the kernel's ephemeral port range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return defaultEphemeral
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return defaultEphemeral
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= portLow+1000 {
+		return defaultEphemeral
+	}
+	return lo
+}
+
+// lockedBuffer collects etcd's output; safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 1<<20 {
+		return len(p), nil // enough to diagnose
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
