@@ -35,6 +35,7 @@ type fconn struct {
 	rs      respHead
 	wire    []byte // the request as sent upstream: head, then body
 	scratch []byte
+	rhead   []byte // a response head rewritten in plain form
 	target  []byte // the client's request target, kept past the body read
 	nread   int    // response bytes read from the upstream in this attempt
 	sent    bool   // the request was written upstream in this attempt
@@ -116,6 +117,9 @@ func (fc *fconn) release() {
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
 	}
+	if cap(fc.rhead) > 64<<10 {
+		fc.rhead = nil
+	}
 	clear(fc.rq.fields[:])
 	clear(fc.rs.fields)
 	fconnPool.Put(fc)
@@ -158,6 +162,10 @@ func (fc *fconn) serve() (handed bool) {
 		case doClose:
 			return false
 		case doHandoff:
+			if why := fc.screen(); why != framingOK {
+				fc.refuse(why)
+				return false
+			}
 			fc.handoff(true)
 			return true
 		}
@@ -311,6 +319,7 @@ func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		answerPlainOnTLS(err)
 		fc.fs.p.log.Debug("tls handshake failed", "peer", fc.peerIP, "err", err)
 		return false, false
 	}
