@@ -412,6 +412,12 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 			err = fc.relayUntilClose(u)
 		}
 	}
+	if err != nil {
+		// What the client has not been sent of a response that broke
+		// off is dropped, as net/http's server drops it when a handler
+		// aborts: a response cut short early reaches the client as none.
+		fc.discardOutput()
+	}
 	if err != nil || !keep || len(u.in.buffered()) > 0 {
 		u.close()
 	} else {

@@ -330,6 +330,11 @@ func (fc *fconn) relayChunked(u *upConn) error {
 		if err := fc.relayLength(u, n, true); err != nil {
 			return err
 		}
+		// The client has each chunk's data as soon as it is relayed, as
+		// ReverseProxy flushes a body of unknown length.
+		if err := fc.bw.Flush(); err != nil {
+			return err
+		}
 		for len(u.in.buffered()) < 2 {
 			if err := fc.bw.Flush(); err != nil {
 				return err

@@ -72,6 +72,15 @@ func (fc *fconn) parseResponse(head []byte) error {
 	return nil
 }
 
+// discardOutput drops what is buffered for the client.
+func (fc *fconn) discardOutput() {
+	if fc.sw.rc != nil {
+		fc.bw.Reset(&fc.sw)
+	} else {
+		fc.bw.Reset(fc.c)
+	}
+}
+
 // reqFraming is what screenRequest found wrong with a request head.
 type reqFraming uint8
 
