@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"testing"
 )
@@ -18,6 +19,10 @@ func FuzzRequestHead(f *testing.F) {
 		"GET /%2F HTTP/1.1\r\nhost: [::1]:8\r\nTe: trailers\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 01\r\n\r\n",
 		"PATCH /a;b HTTP/1.1\r\nHost: a\r\nUser-Agent:\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+		"POST / HTTP/1.1\nHost: a\ntransfer-encoding: chunked\nContent-Length: 5\n\n",
+		"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -28,7 +33,23 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		head = head[:n]
 		var rq reqHead
-		if !rq.parse(head) {
+		taken := rq.parse(head)
+		// A head with both Content-Length and Transfer-Encoding (or
+		// Transfer-Encoding in HTTP/1.0), as net/http reads its fields,
+		// is refused (answered 400, and the connection closed).
+		if proto, hdr, ok := readFields(head); ok {
+			_, cl := hdr["Content-Length"]
+			_, te := hdr["Transfer-Encoding"]
+			if te && (cl || proto == "HTTP/1.0") {
+				if taken {
+					t.Fatalf("fast path took %q", head)
+				}
+				if why := screenRequest(head); why != framingCLAndTE && why != framingTE10 {
+					t.Fatalf("%q: screened as %v, want refused", head, why)
+				}
+			}
+		}
+		if !taken {
 			return
 		}
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
@@ -52,6 +73,21 @@ func FuzzRequestHead(f *testing.F) {
 	})
 }
 
+// readFields reads a request head's protocol and fields as net/http's
+// server does; false when it would refuse them.
+func readFields(head []byte) (string, textproto.MIMEHeader, bool) {
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
+	line, err := tp.ReadLine()
+	if err != nil {
+		return "", nil, false
+	}
+	hdr, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return "", nil, false
+	}
+	return line[strings.LastIndexByte(line, ' ')+1:], hdr, true
+}
+
 // FuzzResponseHead: a response head the fast path accepts is one
 // http.ReadResponse reads with the same status and framing.
 func FuzzResponseHead(f *testing.F) {
@@ -61,6 +97,8 @@ func FuzzResponseHead(f *testing.F) {
 		"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n",
 		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\nContent-Length: 2\n\n",
+		"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n",
 	} {
 		f.Add([]byte(s), false)
 	}
@@ -71,7 +109,8 @@ func FuzzResponseHead(f *testing.F) {
 		}
 		head = head[:n]
 		var rs respHead
-		if rs.parse(head) != nil {
+		var plain []byte
+		if parseResponseHead(&rs, &plain, head) != nil {
 			return
 		}
 		method := http.MethodGet

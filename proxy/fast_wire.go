@@ -53,22 +53,27 @@ func trimCR(b []byte) []byte {
 }
 
 // parseResponse parses the response head at the start of an upstream's
-// buffer into fc.rs. A head in plain form is parsed where it is; one with
-// bare-LF line ends or folded lines, which net/http takes, is parsed from
-// a plain copy in fc.rhead.
+// buffer into fc.rs.
 func (fc *fconn) parseResponse(head []byte) error {
-	err := fc.rs.parse(head)
+	return parseResponseHead(&fc.rs, &fc.rhead, head)
+}
+
+// parseResponseHead parses a response head into rs. A head in plain form
+// is parsed where it is; one with bare-LF line ends or folded lines, which
+// net/http takes, is parsed from a plain copy in *plain.
+func parseResponseHead(rs *respHead, plain *[]byte, head []byte) error {
+	err := rs.parse(head)
 	if err == nil {
 		return nil
 	}
 	var ok bool
-	if fc.rhead, ok = normalizeHead(fc.rhead[:0], head); !ok || bytes.Equal(fc.rhead, head) {
+	if *plain, ok = normalizeHead((*plain)[:0], head); !ok || bytes.Equal(*plain, head) {
 		return err
 	}
-	if err := fc.rs.parse(fc.rhead); err != nil {
+	if err := rs.parse(*plain); err != nil {
 		return err
 	}
-	fc.rs.size = len(head)
+	rs.size = len(head)
 	return nil
 }
 
@@ -112,11 +117,10 @@ func (f reqFraming) String() string {
 func screenRequest(head []byte) reqFraming {
 	var line []byte
 	line, head = splitLine(head)
-	_, rest, ok := bytes.Cut(line, []byte(" "))
-	if !ok {
-		return framingOK // net/http refuses it
+	var target, proto []byte
+	if i, j := bytes.IndexByte(line, ' '), bytes.LastIndexByte(line, ' '); i < j {
+		target, proto = line[i+1:j], line[j+1:]
 	}
-	target, proto, _ := bytes.Cut(rest, []byte(" "))
 	var hasCL, hasTE bool
 	var host []byte
 	hosts := 0
