@@ -35,12 +35,16 @@ type fconn struct {
 	rs      respHead
 	wire    []byte // the request as sent upstream: head, then body
 	scratch []byte
-	rhead   []byte // a response head rewritten in plain form
 	target  []byte // the client's request target, kept past the body read
 	nread   int    // response bytes read from the upstream in this attempt
 	sent    bool   // the request was written upstream in this attempt
 	// upRead is the read deadline last set on the upstream connection.
 	upRead time.Time
+
+	// rhead is a response head rewritten in plain form; sizeBuf holds a
+	// chunk-size line for the client.
+	rhead   []byte
+	sizeBuf [24]byte
 
 	// rc is the client's file descriptor for serveRaw, nil on TLS;
 	// onReadable is fc.readable, bound once per pooled fconn.

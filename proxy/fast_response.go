@@ -320,8 +320,7 @@ func (fc *fconn) relayChunked(u *upConn) error {
 			return errBadChunk
 		}
 		u.in.consume(len(line) + 2)
-		var hdr [20]byte
-		if _, err := fc.bw.Write(append(strconv.AppendInt(hdr[:0], n, 16), '\r', '\n')); err != nil {
+		if _, err := fc.bw.Write(append(strconv.AppendInt(fc.sizeBuf[:0], n, 16), '\r', '\n')); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -437,8 +436,7 @@ func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 func (fc *fconn) relayUntilClose(u *upConn) error {
 	for {
 		if b := u.in.buffered(); len(b) > 0 {
-			var hdr [20]byte
-			line := strconv.AppendInt(hdr[:0], int64(len(b)), 16)
+			line := strconv.AppendInt(fc.sizeBuf[:0], int64(len(b)), 16)
 			line = append(line, "\r\n"...)
 			if _, err := fc.bw.Write(line); err != nil {
 				return err
