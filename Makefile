@@ -86,14 +86,16 @@ tools:
 	fi
 
 # Runs each fuzz target for FUZZTIME; go test -fuzz takes one target of one
-# package at a time.
+# package at a time. Targets are found in the sources (listing them with
+# go test -list would build every package's tests once more).
 fuzz-smoke:
-	@for pkg in $$($(GO) list ./...); do \
-		for fn in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$fn"; \
-			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
-		done; \
-	done
+	@targets="$$(grep -rE --include='*_test.go' --exclude-dir=testdata --exclude-dir=.git -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /\t/' | sort)"; \
+	if [ -z "$$targets" ]; then echo "fuzz-smoke: no fuzz targets"; exit 1; fi; \
+	while IFS=$$'\t' read -r file fn; do \
+		pkg="./$$(dirname "$${file#./}")"; \
+		echo "fuzz $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done <<< "$$targets"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)

@@ -42,6 +42,11 @@ type fconn struct {
 	// upRead is the read deadline last set on the upstream connection.
 	upRead time.Time
 
+	// rhead is a response head rewritten in plain form; sizeBuf holds a
+	// chunk-size line for the client.
+	rhead   []byte
+	sizeBuf [24]byte
+
 	// rc is the client's file descriptor for serveRaw, nil on TLS;
 	// onReadable is fc.readable, bound once per pooled fconn.
 	rc         syscall.RawConn
@@ -119,6 +124,9 @@ func (fc *fconn) release() {
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
 	}
+	if cap(fc.rhead) > 64<<10 {
+		fc.rhead = nil
+	}
 	clear(fc.rq.fields[:])
 	clear(fc.rs.fields)
 	fconnPool.Put(fc)
@@ -176,6 +184,10 @@ func (fc *fconn) serve() (handed bool) {
 		case doClose:
 			return false
 		case doHandoff:
+			if why := fc.screen(); why != framingOK {
+				fc.refuse(why)
+				return false
+			}
 			fc.handoff(true)
 			return true
 		}
@@ -329,6 +341,7 @@ func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		answerPlainOnTLS(err)
 		fc.fs.p.log.Debug("tls handshake failed", "peer", fc.peerIP, "err", err)
 		return false, false
 	}

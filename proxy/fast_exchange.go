@@ -192,10 +192,16 @@ func (fc *fconn) retarget(ex *exchange, m method, line int, clen int64) int {
 }
 
 // roundTrip sends the request to the exchange's endpoint and reads the
-// response head into fc.rs, relaying 1xx responses to the client. A
-// pooled connection the upstream closed meanwhile is replaced by a new one
-// once for an idempotent request; a request that is not idempotent only
-// takes a pooled connection that is checked to be open.
+// response head into fc.rs, relaying 1xx responses to the client.
+//
+// A pooled connection carries the request only when it is known to be
+// clean: nothing unread, not closed by the upstream. One that fails the
+// check is closed, and the request goes on another. A pooled connection
+// that fails before any answer, or answers 408 (an upstream closing an
+// idle connection on its keep-alive timeout says so), was most likely
+// closed by the upstream meanwhile: the request goes again on a new one
+// when the upstream cannot have processed it (not sent in full, a 408, or
+// idempotent).
 func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 	ep, now := ex.ep, time.Now()
 	deadline := whole
@@ -205,9 +211,9 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 		}
 	}
 	u := ep.st.fast.get(now)
-	if u != nil && (!ex.idem || now.Sub(u.idleAt) > staleCheckAfter) && u.closedByPeer() {
+	for u != nil && !u.clean() {
 		u.close()
-		u = nil
+		u = ep.st.fast.get(now)
 	}
 	for {
 		fresh := u == nil
@@ -218,13 +224,11 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 			}
 		}
 		err := fc.exchangeHead(u, deadline, now)
-		if err == nil {
+		if err == nil && (fresh || fc.rs.code != http.StatusRequestTimeout) {
 			return u, nil
 		}
-		// A pooled connection that failed before any answer was most
-		// likely closed by the upstream meanwhile: a request it cannot
-		// have processed (not sent in full, or idempotent) goes again.
-		stale := !fresh && fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err) && err != errClientGone
+		stale := !fresh && (err == nil ||
+			fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err) && err != errClientGone)
 		u.close()
 		u = nil
 		if !stale {
@@ -328,7 +332,7 @@ func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
 	for from := 0; ; {
 		b := u.in.buffered()
 		if n := headEnd(b, from); n >= 0 {
-			return fc.rs.parse(b[:n])
+			return fc.parseResponse(b[:n])
 		}
 		from = len(b)
 		k, err := u.in.fill(u.src(), true)
@@ -413,6 +417,12 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 		case bodyClose:
 			err = fc.relayUntilClose(u)
 		}
+	}
+	if err != nil {
+		// What the client has not been sent of a response that broke
+		// off is dropped, as net/http's server drops it when a handler
+		// aborts: a response cut short early reaches the client as none.
+		fc.discardOutput()
 	}
 	if err != nil || !keep || len(u.in.buffered()) > 0 {
 		u.close()

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/meridian-edge/meridian/config"
 )
@@ -216,4 +218,150 @@ func TestPathParity(t *testing.T) {
 			t.Errorf("%s: the client got\n--- slow\n%s\n--- fast\n%s", rq.name, slow.client, fast.client)
 		}
 	}
+}
+
+// misbehaving is an upstream answer for TestPathParityMisbehaving: answer
+// is written to the first request (the connection then closes when
+// closeAfter is set); idle is written once the client has its answer,
+// and the connection closes after it when idleClose is set. Later
+// requests get a plain 200 whose body is their path.
+type misbehaving struct {
+	name, method string
+	answer       string
+	closeAfter   bool
+	idle         string
+	idleClose    bool
+	stray        bool // the upstream sends bytes nobody asked for
+}
+
+// TestPathParityMisbehaving: both paths answer alike when the upstream
+// misbehaves: bytes after a response, a 408 and close on an idle
+// connection, bare-LF line ends, folded fields, malformed chunked bodies,
+// a Content-Length longer or shorter than the body, a body after a HEAD
+// response, 1xx responses, a 204 or 304 with a body. A second client on a
+// new connection then gets its own answer.
+func TestPathParityMisbehaving(t *testing.T) {
+	const te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	cases := []misbehaving{
+		{name: "stray response with the answer", answer: okResponse + strayResponse, stray: true},
+		{name: "stray response later", answer: okResponse, idle: strayResponse, stray: true},
+		{name: "stray bytes later", answer: okResponse, idle: "garbage\r\n", stray: true},
+		{name: "408 and close while idle", answer: okResponse, idle: timeout408, idleClose: true},
+		{name: "bare-LF head", answer: "HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok"},
+		{name: "bare-LF head, chunked", answer: "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "folded field", answer: "HTTP/1.1 200 OK\r\nX-A: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "folded Transfer-Encoding", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "fold onto the status line", answer: "HTTP/1.1 200 OK\r\n X-A: 1\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "bare CR in a field", answer: "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "chunked and Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "bare-LF chunk line", answer: te + "2\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "CR in a chunk extension", answer: te + "2;a=\rb\r\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "chunk extension", answer: te + "2;a=b\r\nok\r\n0\r\n\r\n"},
+		{name: "bad chunk size", answer: te + "0x2\r\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "chunk without CRLF", answer: te + "2\r\nokX0\r\n\r\n", closeAfter: true},
+		{name: "malformed trailer", answer: te + "2\r\nok\r\n0\r\nX-T 1\r\n\r\n", closeAfter: true},
+		{name: "trailer", answer: te + "2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"},
+		{name: "Content-Length longer than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok", closeAfter: true},
+		{name: "Content-Length shorter than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokextra", stray: true},
+		{name: "HEAD answered with a body", method: http.MethodHead, answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "HEAD answered with a chunked body", method: http.MethodHead, answer: te + "2\r\nok\r\n0\r\n\r\n", stray: true},
+		{name: "103 then 200", answer: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + okResponse},
+		{name: "100 then 200", answer: "HTTP/1.1 100 Continue\r\n\r\n" + okResponse},
+		{name: "only 1xx", answer: "HTTP/1.1 103 Early Hints\r\n\r\n", closeAfter: true},
+		{name: "204 with a body", answer: "HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "304 with a body", answer: "HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "204 with a chunked body", answer: "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", stray: true},
+		{name: "two Content-Lengths", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", closeAfter: true},
+		{name: "HTTP/1.0 without length", answer: "HTTP/1.0 200 OK\r\n\r\nuntil close", closeAfter: true},
+	}
+	results := map[servePath]map[string]string{}
+	forPaths(t, func(t *testing.T, path servePath) {
+		results[path] = map[string]string{}
+		for _, mc := range cases {
+			results[path][mc.name] = misbehave(t, path, mc)
+		}
+	})
+	for _, mc := range cases {
+		if slow, fast := results[slowPath][mc.name], results[fastPath][mc.name]; slow != fast {
+			t.Errorf("%s: the client got\n--- slow\n%s\n--- fast\n%s", mc.name, slow, fast)
+		}
+	}
+}
+
+// misbehave runs one case of TestPathParityMisbehaving and returns what
+// the clients saw.
+func misbehave(t *testing.T, path servePath, mc misbehaving) string {
+	t.Helper()
+	taken, wrote := make(chan struct{}), make(chan struct{}, 1)
+	up := newWireUpstream(t, func(c net.Conn, r *http.Request, n int64) bool {
+		if n > 1 {
+			_, err := io.WriteString(c, pathResponse(r))
+			return err == nil
+		}
+		if _, err := io.WriteString(c, mc.answer); err != nil || mc.closeAfter {
+			return false
+		}
+		if mc.idle == "" {
+			return true
+		}
+		select {
+		case <-taken:
+		case <-time.After(10 * time.Second):
+			return false
+		}
+		_, err := io.WriteString(c, mc.idle)
+		wrote <- struct{}{}
+		return err == nil && !mc.idleClose
+	})
+	h := newHarness(t, cannedConfig(up.URL), path)
+	method := mc.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var out strings.Builder
+	c := dialRaw(t, h.addr)
+	c.send(method + " / HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
+	for {
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+		if err != nil {
+			out.WriteString("no response\n")
+			break
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil && len(body) == 0 {
+			// A response that broke off before any of its body: net/http
+			// sends its head or not, depending on whether a flush timer
+			// fired first.
+			out.WriteString("no response\n")
+			break
+		}
+		fmt.Fprintf(&out, "%d %q X-A=%q X-T=%q", resp.StatusCode, body, resp.Header.Get("X-A"), resp.Trailer.Get("X-T"))
+		if err != nil {
+			out.WriteString(" cut short")
+		}
+		out.WriteString("\n")
+		if resp.StatusCode >= 200 {
+			break
+		}
+	}
+	if mc.idle != "" {
+		close(taken)
+		<-wrote
+	}
+	// net/http's transport notices what an idle connection receives in a
+	// goroutine of its own, and may hand the connection to the next
+	// request before it does: wait until it dropped the connection, or
+	// (when the upstream closed it) give it a moment, as nothing outside
+	// shows when it is done.
+	switch {
+	case path == slowPath && mc.stray:
+		waitFor(t, "net/http to drop the connection", 5*time.Second, func() bool { return up.eofs.Load() > 0 })
+	case path == slowPath && mc.idleClose:
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp, body := dialRaw(t, h.addr).get(testHost, "/second"); resp.StatusCode != 200 || body != "/second" {
+		fmt.Fprintf(&out, "second client: %d %q\n", resp.StatusCode, body)
+	}
+	return out.String()
 }

@@ -210,13 +210,24 @@ func trimOWS(b []byte) []byte {
 
 // headEnd returns the length of the message head at the start of b (up to
 // and including the empty line), or -1 while it is incomplete. from is
-// how far an earlier call already looked.
+// how far an earlier call already looked. Lines may end in CRLF or, as
+// net/http's textproto reader also takes them, in a bare LF: a head is
+// never left waiting for an end that is already there.
 func headEnd(b []byte, from int) int {
-	from = max(from-3, 0)
-	if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
-		return from + i + 4
+	i := max(from-2, 0) // the end is "\n\n" or "\n\r\n"
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
 	}
-	return -1
 }
 
 // nextLine splits the first CRLF-terminated line off b.
@@ -266,12 +277,13 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// parseHex parses a chunk size: hex digits, at most 15 of them.
+// parseHex parses a chunk size: hex digits, at most 16 of them as for
+// net/http, and a size that fits an int64 with room to spare.
 func parseHex(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 15 {
+	if len(v) == 0 || len(v) > 16 {
 		return 0, false
 	}
-	var n int64
+	var n uint64
 	for _, c := range v {
 		switch {
 		case '0' <= c && c <= '9':
@@ -283,10 +295,17 @@ func parseHex(v []byte) (int64, bool) {
 		default:
 			return 0, false
 		}
-		n = n<<4 | int64(c)
+		n = n<<4 | uint64(c)
 	}
-	return n, true
+	if n > maxChunkSize {
+		return 0, false
+	}
+	return int64(n), true
 }
+
+// maxChunkSize bounds one chunk: far beyond any real one, and small enough
+// that the overhead arithmetic on it cannot overflow.
+const maxChunkSize = 1 << 60
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -281,74 +282,141 @@ func (fc *fconn) relayLength(u *upConn, n int64, stream bool) error {
 	return nil
 }
 
-// maxChunkLine bounds a chunk-size or trailer line.
+// maxChunkLine bounds a chunk-size or trailer line with its CRLF, and all
+// the trailer lines together, as net/http's reader does.
 const maxChunkLine = 4 << 10
 
-// relayChunked relays a chunked body as it is: chunk sizes, extensions,
-// data and trailers, flushed whenever the upstream has nothing more
+// maxChunkExcess bounds the chunked framing's overhead beyond what its
+// data justifies, as net/http's chunked reader does: 16 bytes per chunk
+// and twice its size are free.
+const maxChunkExcess = 16 << 10
+
+// relayChunked relays a chunked body, checked line by line as net/http's
+// chunked reader checks it (CRLF line ends only, no CR inside a line, a
+// hex size, CRLF after the data, bounded overhead and trailers) and framed
+// anew for the client as net/http's server frames it: sizes without
+// extensions, the data, then the trailer fields. Nothing it refuses
+// reaches the client. It flushes whenever the upstream has nothing more
 // buffered.
 func (fc *fconn) relayChunked(u *upConn) error {
+	var excess int64
 	for {
 		line, err := fc.chunkLine(u)
 		if err != nil {
 			return err
 		}
-		size := line[:len(line)-1]
-		if i := indexByte(size, ';'); i >= 0 {
-			size = size[:i]
+		size := line
+		for len(size) > 0 && (size[len(size)-1] == ' ' || size[len(size)-1] == '\t') {
+			size = size[:len(size)-1]
 		}
-		n, ok := parseHex(trimOWS(trimCR(size)))
+		if i := bytes.IndexByte(size, ';'); i >= 0 {
+			size = size[:i] // an extension: dropped, as net/http drops it
+		}
+		n, ok := parseHex(size)
 		if !ok {
 			return errBadChunk
 		}
-		if _, err := fc.bw.Write(line); err != nil {
+		if excess = max(excess+int64(len(line))+2-16-2*n, 0); excess > maxChunkExcess {
+			return errBadChunk
+		}
+		u.in.consume(len(line) + 2)
+		if _, err := fc.bw.Write(append(strconv.AppendInt(fc.sizeBuf[:0], n, 16), '\r', '\n')); err != nil {
 			return err
 		}
-		u.in.consume(len(line))
 		if n == 0 {
 			return fc.relayTrailers(u)
 		}
 		if err := fc.relayLength(u, n, true); err != nil {
 			return err
 		}
-		if line, err = fc.chunkLine(u); err != nil {
+		// The client has each chunk's data as soon as it is relayed, as
+		// ReverseProxy flushes a body of unknown length.
+		if err := fc.bw.Flush(); err != nil {
 			return err
 		}
-		if len(trimCR(line[:len(line)-1])) != 0 {
+		for len(u.in.buffered()) < 2 {
+			if err := fc.bw.Flush(); err != nil {
+				return err
+			}
+			if k, err := u.in.fill(u.src(), true); k == 0 {
+				return eofIsUnexpected(err)
+			}
+		}
+		if b := u.in.buffered(); b[0] != '\r' || b[1] != '\n' {
 			return errBadChunk
 		}
-		if _, err := fc.bw.Write(line); err != nil {
+		u.in.consume(2)
+		if _, err := fc.bw.WriteString("\r\n"); err != nil {
 			return err
 		}
-		u.in.consume(len(line))
 	}
 }
 
-// relayTrailers relays the trailer fields and the final empty line.
+// relayTrailers relays the trailer fields, each checked as a header field
+// and those net/http's server leaves out of trailers dropped, and the
+// final empty line.
 func (fc *fconn) relayTrailers(u *upConn) error {
-	for {
+	for total := 0; ; {
 		line, err := fc.chunkLine(u)
 		if err != nil {
 			return err
 		}
-		if _, err := fc.bw.Write(line); err != nil {
+		if total += len(line) + 2; total > maxChunkLine {
+			return errBadChunk
+		}
+		if len(line) == 0 {
+			u.in.consume(2)
+			_, err := fc.bw.WriteString("\r\n")
 			return err
 		}
-		u.in.consume(len(line))
-		if len(trimCR(line[:len(line)-1])) == 0 {
-			return nil
+		if line[0] == ' ' || line[0] == '\t' {
+			return errBadChunk // a folded trailer
 		}
+		f, err := parseField(line)
+		if err != nil {
+			return errBadChunk
+		}
+		if allowedTrailer(&f) {
+			fc.scratch = appendFieldLine(fc.scratch[:0], &f)
+			if _, err := fc.bw.Write(fc.scratch); err != nil {
+				return err
+			}
+		}
+		u.in.consume(len(line) + 2)
 	}
 }
 
-// chunkLine returns the next line of a chunked body, with its "\n", still
-// in the upstream buffer. Before waiting for the upstream it flushes what
-// the client has been given.
+// allowedTrailer reports whether a field may be sent as a trailer, as
+// golang.org/x/net/http/httpguts.ValidTrailerHeader decides for net/http's
+// server.
+func allowedTrailer(f *field) bool {
+	switch f.kind {
+	case hkOther, hkUserAgent, hkIdemKey, hkXFF, hkXFHost, hkXFProto, hkForwarded, hkDate, hkRegion:
+	default:
+		return false
+	}
+	for _, name := range [...]string{"authorization", "cache-control", "content-range", "max-forwards",
+		"pragma", "range", "realm", "www-authenticate"} {
+		if equalFold(f.name, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkLine returns the next line of a chunked body without its CRLF,
+// still in the upstream buffer (the caller consumes it and the CRLF). A
+// line that ends in a bare LF, holds a CR, or is too long is refused.
+// Before waiting for the upstream it flushes what the client has been
+// given.
 func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 	for {
 		b := u.in.buffered()
-		if i := indexByte(b, '\n'); i >= 0 {
-			return b[:i+1], nil
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			if i == 0 || i+1 > maxChunkLine || bytes.IndexByte(b[:i], '\r') != i-1 {
+				return nil, errBadChunk
+			}
+			return b[:i-1], nil
 		}
 		if len(b) >= maxChunkLine {
 			return nil, errBadChunk
@@ -362,21 +430,13 @@ func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 	}
 }
 
-func trimCR(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		return b[:len(b)-1]
-	}
-	return b
-}
-
 // relayUntilClose relays a body that ends when the upstream closes,
 // chunked for the client (as net/http's server does), flushing as it
 // comes.
 func (fc *fconn) relayUntilClose(u *upConn) error {
 	for {
 		if b := u.in.buffered(); len(b) > 0 {
-			var hdr [20]byte
-			line := strconv.AppendInt(hdr[:0], int64(len(b)), 16)
+			line := strconv.AppendInt(fc.sizeBuf[:0], int64(len(b)), 16)
 			line = append(line, "\r\n"...)
 			if _, err := fc.bw.Write(line); err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,9 +22,6 @@ const (
 	// connection; it grows for response heads up to maxResponseHead.
 	upstreamBufSize = 8 << 10
 	maxResponseHead = 1 << 20
-	// staleCheckAfter is how long a pooled connection may have been idle
-	// before it is checked for a close by the upstream before use.
-	staleCheckAfter = time.Second
 )
 
 // inbuf is a read buffer: bytes b[r:w] are read and not yet consumed.
@@ -82,6 +80,11 @@ type upConn struct {
 	// is u.ready bound once, so that a request allocates nothing.
 	rc      syscall.RawConn
 	onReady func(fd uintptr) bool
+	// onPeek is u.peek bound once, for clean; peekBuf and peeked are its
+	// buffer and result.
+	onPeek  func(fd uintptr)
+	peekBuf [1]byte
+	peeked  bool
 	// rd reads c with raw reads when rc is set (src says which).
 	rd sockReader
 	// The state of one send: what is left to write, what was read, and
@@ -100,6 +103,7 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
+			u.onPeek = u.peek
 			u.rd = sockReader{sockOp{c: c, rc: rc}}
 			u.rd.step = u.rd.readable
 		}
@@ -193,27 +197,26 @@ func (u *upConn) close() {
 	u.in = inbuf{}
 }
 
-// closedByPeer reports whether the upstream closed (or wrote to) an idle
-// connection: a non-blocking peek that reads nothing.
-func (u *upConn) closedByPeer() bool {
-	sc, ok := u.c.(syscall.Conn)
-	if !ok {
+// clean reports whether an idle connection may carry a request: nothing
+// is buffered, and a non-blocking peek finds nothing to read. Bytes the
+// upstream wrote unasked (a stray response, a 408 before its close) and a
+// close or reset by the upstream all show to the peek.
+func (u *upConn) clean() bool {
+	if u.rc == nil || len(u.in.buffered()) > 0 {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
+	u.peeked = false
+	if err := u.rc.Control(u.onPeek); err != nil {
+		return false
 	}
-	dead := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		// EOF (n == 0), an error other than "nothing to read", or bytes
-		// nobody asked for: the connection is not fit for a request.
-		dead = n >= 0 && err == nil || err != nil && err != unix.EAGAIN
-		return true
-	})
-	return dead || err != nil
+	return u.peeked
+}
+
+// peek is clean's callback: peeked is set when there is nothing to read.
+func (u *upConn) peek(fd uintptr) {
+	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&u.peekBuf[0])), 1, //nolint:gosec // G103: the system call's buffer
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	u.peeked = e == unix.EAGAIN
 }
 
 // upPool holds the idle connections of one endpoint, newest last. It is
