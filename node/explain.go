@@ -82,7 +82,7 @@ func (n *Node) Explain(service string, client netip.Addr) (*Explanation, error) 
 
 // ecsBits is the client subnet explain sends: what resolvers send by
 // default (RFC 7871 section 11.1).
-func ecsBits(a netip.Addr) int {
+func ecsBits(a netip.Addr) uint8 {
 	if a.Is4() {
 		return 24
 	}
@@ -93,7 +93,7 @@ func ecsBits(a netip.Addr) int {
 // as client would get them.
 func (n *Node) askDNS(name string, client netip.Addr) (*DNSAnswer, error) {
 	bits := ecsBits(client)
-	pfx := netip.PrefixFrom(client, bits).Masked()
+	pfx := netip.PrefixFrom(client, int(bits)).Masked()
 	out := &DNSAnswer{Name: name, ECS: pfx.String(), Records: []DNSRecord{}}
 	seen := map[string]bool{}
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
@@ -106,7 +106,7 @@ func (n *Node) askDNS(name string, client netip.Addr) (*DNSAnswer, error) {
 			family = 2
 		}
 		o.Option = append(o.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: family,
-			SourceNetmask: uint8(bits), Address: pfx.Addr().AsSlice()})
+			SourceNetmask: bits, Address: pfx.Addr().AsSlice()})
 		m.Extra = append(m.Extra, o)
 		r, err := n.dns.Ask(m, client)
 		if err != nil {
