@@ -113,6 +113,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 		setString(&c.State.Etcd.Prefix, DefaultEtcdPrefix)
 	}
 
+	bgpDefaults(c, pos)
 	for i := range c.Regions {
 		regionDefaults(&c.Regions[i], pos, itemPath("regions", i))
 	}

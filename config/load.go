@@ -52,6 +52,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	applyDefaults(cfg, pos, os.Hostname)
 	r := &resolver{errs: errs, pos: pos, dir: filepath.Dir(file)}
 	r.secrets(cfg)
+	r.bgpSecrets(cfg)
 	r.zones(cfg)
 	v := &validator{errs: errs, pos: pos, fromFile: true}
 	v.config(cfg)

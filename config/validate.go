@@ -57,6 +57,7 @@ func (v *validator) config(c *Config) {
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)
+	v.bgp(c)
 }
 
 func (v *validator) node(c *Config) {
