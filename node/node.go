@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meridian-edge/meridian/anycast"
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
@@ -67,6 +68,8 @@ type Node struct {
 
 	ready    atomic.Bool
 	draining atomic.Bool
+	drained  atomic.Bool                     // an operator drained this node (anycast.go)
+	anycast  atomic.Pointer[anycast.Anycast] // nil without a bgp section
 	kick     chan struct{}
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -152,6 +155,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
+	if err := n.startAnycast(ctx); err != nil {
+		return err
+	}
 	n.wg.Add(2)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
@@ -185,6 +191,8 @@ func (n *Node) openState(cfg *config.Config) error {
 		}
 	}
 	n.st = snap
+	_, drained := snap.Drained[cfg.Node.Name]
+	n.drained.Store(drained)
 	return nil
 }
 
@@ -225,7 +233,8 @@ func (n *Node) updateReady() {
 	n.mu.Lock()
 	hc := n.health
 	n.mu.Unlock()
-	n.ready.Store(!n.draining.Load() && hc != nil && hc.Ready() && n.listening())
+	n.ready.Store(!n.draining.Load() && hc != nil && hc.Ready() && n.listening() &&
+		!n.drained.Load() && n.anycastReady())
 }
 
 func (n *Node) listening() bool {
@@ -235,7 +244,8 @@ func (n *Node) listening() bool {
 }
 
 // Ready reports whether every listener is bound, the first health round
-// is done and the node is not draining.
+// is done, the node is neither shutting down nor drained, and, with BGP,
+// its prefixes are announced.
 func (n *Node) Ready() bool {
 	n.updateReady()
 	return n.ready.Load()
@@ -248,6 +258,7 @@ func (n *Node) Draining() bool { return n.draining.Load() }
 // node.drain, then stops accepting and waits for in-flight requests up to
 // node.shutdown_timeout (or ctx).
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.withdrawForShutdown()
 	n.draining.Store(true)
 	n.ready.Store(false)
 	n.mu.Lock()
@@ -297,6 +308,7 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.stopAnycast()
 	if n.certs != nil {
 		n.certs.Stop()
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meridian-edge/meridian/anycast"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
@@ -64,6 +65,11 @@ type StatusView struct {
 	Ready      bool         `json:"ready"`
 	Geo        string       `json:"geoip"`
 	Regions    []RegionView `json:"regions"`
+	// Drained is set while an operator has drained this node.
+	Drained *DrainView `json:"drained,omitempty"`
+	// BGP is the anycast state: sessions, prefixes, self-check; absent
+	// without a bgp section.
+	BGP *anycast.Status `json:"bgp,omitempty"`
 }
 
 // Status describes the node and every region.
@@ -82,6 +88,10 @@ func (n *Node) Status() StatusView {
 	for i := range v.Config.Regions {
 		sv.Regions = append(sv.Regions, regionView(v, i))
 	}
+	if dv := n.drainView(); dv.Drained {
+		sv.Drained = &dv
+	}
+	sv.BGP = n.anycastStatus()
 	return sv
 }
 

@@ -90,6 +90,7 @@ type Snapshot struct {
 	Dials      map[string]map[string]int `json:"dials"`      // service → region → dial (0..100)
 	Overrides  map[string]Override       `json:"overrides"`  // region → override
 	Shifts     []Shift                   `json:"shifts"`
+	Drained    map[string]Drain          `json:"drained,omitempty"` // node name → drain; see drain.go
 	Audit      []AuditEntry              `json:"audit"` // oldest first, capped to the newest entries
 }
 
@@ -157,6 +158,7 @@ func (s Snapshot) Clone() Snapshot {
 			c.Shifts[i] = sh
 		}
 	}
+	c.Drained = cloneDrained(s.Drained)
 	if s.Audit != nil {
 		c.Audit = append(make([]AuditEntry, 0, len(s.Audit)), s.Audit...)
 	}
