@@ -98,6 +98,9 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	if err := printAnycast(out, st); err != nil { // ctl_drain.go
+		return err
+	}
 	return printRegions(out, st.Regions)
 }
 
