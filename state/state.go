@@ -91,7 +91,7 @@ type Snapshot struct {
 	Overrides  map[string]Override       `json:"overrides"`  // region → override
 	Shifts     []Shift                   `json:"shifts"`
 	Drained    map[string]Drain          `json:"drained,omitempty"` // node name → drain; see drain.go
-	Audit      []AuditEntry              `json:"audit"` // oldest first, capped to the newest entries
+	Audit      []AuditEntry              `json:"audit"`             // oldest first, capped to the newest entries
 }
 
 // Empty returns the state of a store that has never been written.
