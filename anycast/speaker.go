@@ -136,9 +136,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	global := &api.Global{
-		Asn:        uint32(s.cfg.ASN),
+		Asn:        uint32(s.cfg.ASN), //nolint:gosec // G115: config validates 1..2^32-1
 		RouterId:   s.cfg.RouterID.String(),
-		ListenPort: int32(s.cfg.ListenPort),
+		ListenPort: int32(s.cfg.ListenPort), //nolint:gosec // G115: config validates -1 or 1..65535
 	}
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		return fmt.Errorf("starting bgp: %w", err)
@@ -161,11 +161,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 // apiPeer is the GoBGP form of one configured session, with the unicast
 // families of the announced prefixes enabled explicitly.
 func (s *Speaker) apiPeer(p config.BGPPeer) *api.Peer {
-	hold := uint64(p.HoldTime.D() / time.Second)
+	hold := uint64(p.HoldTime.D() / time.Second) //nolint:gosec // G115: config validates 0 or 3..65535 s
 	ap := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
-			PeerAsn:         uint32(p.ASN),
+			PeerAsn:         uint32(p.ASN), //nolint:gosec // G115: config validates 1..2^32-1
 			AuthPassword:    p.Password,
 			Description:     "meridian",
 		},
@@ -174,13 +174,13 @@ func (s *Speaker) apiPeer(p config.BGPPeer) *api.Peer {
 			HoldTime:          hold,
 			KeepaliveInterval: hold / 3,
 		}},
-		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		Transport: &api.Transport{RemotePort: uint32(p.Port)}, //nolint:gosec // G115: config validates 1..65535
 	}
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.String()
 	}
 	if p.Multihop > 0 {
-		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)} //nolint:gosec // G115: config validates 0..255
 	}
 	v4, v6 := false, false
 	for _, pr := range s.cfg.Announce {

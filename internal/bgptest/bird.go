@@ -65,7 +65,7 @@ protocol bgp meridian {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command(BirdPath, "-f", "-c", confPath, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
+	b.cmd = exec.Command(BirdPath, "-f", "-c", confPath, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid")) //nolint:gosec // G204: test helper; paths in t.TempDir()
 	b.cmd.Stdout, b.cmd.Stderr = os.Stderr, os.Stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("starting bird: %v", err)
@@ -90,7 +90,7 @@ protocol bgp meridian {
 func (b *Bird) Birdc(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "birdc", append([]string{"-s", b.sock}, args...)...)
+	cmd := exec.CommandContext(ctx, "birdc", append([]string{"-s", b.sock}, args...)...) //nolint:gosec // G204: test helper; arguments from the test
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("birdc %s: %w: %s", strings.Join(args, " "), err, out)

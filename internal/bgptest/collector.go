@@ -58,7 +58,7 @@ func StartCollector(t testing.TB, asn, peerASN uint32) *Collector {
 	t.Cleanup(c.srv.Stop)
 	ctx := context.Background()
 	if err := c.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: asn, RouterId: CollectorAddr.String(), ListenPort: int32(c.Port),
+		Asn: asn, RouterId: CollectorAddr.String(), ListenPort: int32(c.Port), //nolint:gosec // G115: a port from the kernel
 		ListenAddresses: []string{CollectorAddr.String()},
 	}}); err != nil {
 		t.Fatal(err)
