@@ -159,7 +159,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 }
 
 // apiPeer is the GoBGP form of one configured session, with the unicast
-// families of the announced prefixes enabled explicitly.
+// families it carries enabled explicitly.
 func (s *Speaker) apiPeer(p config.BGPPeer) *api.Peer {
 	hold := uint64(p.HoldTime.D() / time.Second) //nolint:gosec // G115: config validates 0 or 3..65535 s
 	ap := &api.Peer{
@@ -182,9 +182,16 @@ func (s *Speaker) apiPeer(p config.BGPPeer) *api.Peer {
 	if p.Multihop > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)} //nolint:gosec // G115: config validates 0..255
 	}
+	// A session carries its own family, and the other one only with a
+	// next hop of that family configured: its own address cannot be one.
 	v4, v6 := false, false
+	var nh4, nh6 bool
+	for _, a := range s.cfg.NextHop {
+		nh4, nh6 = nh4 || a.Is4(), nh6 || a.Is6()
+	}
 	for _, pr := range s.cfg.Announce {
-		v4, v6 = v4 || pr.Addr().Is4(), v6 || pr.Addr().Is6()
+		v4 = v4 || (pr.Addr().Is4() && (p.Address.Is4() || nh4))
+		v6 = v6 || (pr.Addr().Is6() && (p.Address.Is6() || nh6))
 	}
 	if v4 {
 		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{

@@ -21,7 +21,8 @@ type BGP struct {
 	Communities []string       `yaml:"communities"` // "65000:100", "65000:1:2" (large), no-export, no-advertise
 	// NextHop holds at most one IPv4 and one IPv6 address: the next hop of
 	// the prefixes of that family on every session. Default: the session's
-	// local address.
+	// local address. A session carries the prefixes of its own family, and
+	// those of the other family only when NextHop names an address of it.
 	NextHop   []netip.Addr `yaml:"next_hop"`
 	SelfCheck SelfCheck    `yaml:"self_check"`
 }
@@ -213,14 +214,21 @@ func (v *validator) bgp(c *Config) {
 		} else if p.Multihop > 0 && p.ASN == b.ASN {
 			v.add(pp+".multihop", "%s: multihop applies to eBGP sessions only; this one is iBGP", who)
 		}
-		// A prefix of the other family than the session needs a next hop
-		// of its own family: the session's address cannot be one.
-		for _, fam := range []bool{true, false} {
-			if fam == p.Address.Is4() || !hasFamily(b.Announce, fam) || nextHop[fam].IsValid() {
-				continue
-			}
-			v.add(pp+".address", "%s: announcing %s prefixes over an %s session needs bgp.next_hop to name an %s address",
-				who, family(fam), family(!fam), family(fam))
+	}
+	// A session carries the prefixes of its own family, and those of the
+	// other family only with a next hop of that family configured (the
+	// session's own address cannot be one).
+	for _, fam := range []bool{true, false} {
+		if !hasFamily(b.Announce, fam) || nextHop[fam].IsValid() {
+			continue
+		}
+		carried := false
+		for _, p := range b.Peers {
+			carried = carried || (checkUnicast(p.Address) == "" && p.Address.Is4() == fam)
+		}
+		if !carried && len(b.Peers) > 0 {
+			v.add("bgp.announce", "bgp.announce holds %s prefixes, but no peer is %s and bgp.next_hop names no %s address to send them over an %s session",
+				family(fam), family(fam), family(fam), family(!fam))
 		}
 	}
 	v.communities(b)

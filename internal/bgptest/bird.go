@@ -32,6 +32,23 @@ const BirdPath = "/usr/sbin/bird"
 // (CI installs bird2).
 func StartBird(t testing.TB, asn, peerASN uint32, password string) *Bird {
 	t.Helper()
+	// Another process on the machine may take the port between FreePort
+	// and bird's bind: try a few ports.
+	for attempt := 1; ; attempt++ {
+		b := startBird(t, asn, peerASN, password)
+		log, _ := os.ReadFile(b.log)
+		if !strings.Contains(string(log), "Cannot open listening socket") {
+			return b
+		}
+		b.stop()
+		if attempt == 5 {
+			t.Fatalf("bird could not listen on a port in 5 attempts:\n%s", log)
+		}
+	}
+}
+
+func startBird(t testing.TB, asn, peerASN uint32, password string) *Bird {
+	t.Helper()
 	if _, err := os.Stat(BirdPath); err != nil {
 		if os.Getenv("MERIDIAN_SKIP_BIRD") != "" {
 			t.Skipf("bird2 is not installed (%v) and MERIDIAN_SKIP_BIRD is set", err)
@@ -71,19 +88,27 @@ protocol bgp meridian {
 		t.Fatalf("starting bird: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = b.cmd.Process.Kill()
-		_ = b.cmd.Wait()
+		b.stop()
 		if t.Failed() {
 			if data, err := os.ReadFile(b.log); err == nil {
 				t.Logf("bird log:\n%s", data)
 			}
 		}
 	})
-	WaitFor(t, 10*time.Second, "bird control socket", func() bool {
-		_, err := b.Birdc("show status")
-		return err == nil
+	WaitFor(t, 10*time.Second, "bird's session listening (or failed to)", func() bool {
+		out, err := b.Birdc("show", "protocols", "meridian")
+		return err == nil && (strings.Contains(out, "Passive") || strings.Contains(out, "Established") ||
+			strings.Contains(out, "down"))
 	})
 	return b
+}
+
+// stop kills bird; safe twice.
+func (b *Bird) stop() {
+	if b.cmd.ProcessState == nil {
+		_ = b.cmd.Process.Kill()
+		_ = b.cmd.Wait()
+	}
 }
 
 // Birdc runs birdc on bird's control socket.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -24,18 +25,24 @@ var (
 	SpeakerAddr   = netip.MustParseAddr("127.0.0.2")
 )
 
-// FreePort returns a TCP port that was free on addr a moment ago.
+// FreePort returns a TCP port that was free on addr a moment ago. It is
+// picked below the kernel's ephemeral range (32768 and up), so that the
+// machine's outgoing connections do not take it meanwhile.
 func FreePort(t testing.TB, addr netip.Addr) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000) //nolint:gosec // G404: no secrecy needed
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return port
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
+	t.Fatal("no free port found")
+	return 0
 }
 
 // Collector is a GoBGP speaker that accepts one passive session and keeps
