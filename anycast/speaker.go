@@ -219,16 +219,16 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	old := ps.state
-	ps.state, ps.since = ev.Peer.State.SessionState, s.now()
+	old, cur := ps.state, ev.Peer.State.SessionState
+	ps.state, ps.since = cur, s.now()
 	if msg := ev.Peer.State.DisconnectMessage; msg != "" {
 		ps.lastError = msg
 	}
 	s.mu.Unlock()
-	if ps.state == bgp.BGP_FSM_ESTABLISHED || old == bgp.BGP_FSM_ESTABLISHED {
-		s.log.Info("bgp session changed", "peer", addr, "from", stateName(old), "to", stateName(ps.state))
+	if cur == bgp.BGP_FSM_ESTABLISHED || old == bgp.BGP_FSM_ESTABLISHED {
+		s.log.Info("bgp session changed", "peer", addr, "from", stateName(old), "to", stateName(cur))
 	} else {
-		s.log.Debug("bgp session changed", "peer", addr, "from", stateName(old), "to", stateName(ps.state))
+		s.log.Debug("bgp session changed", "peer", addr, "from", stateName(old), "to", stateName(cur))
 	}
 }
 
