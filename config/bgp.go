@@ -206,8 +206,8 @@ func (v *validator) bgp(c *Config) {
 			v.add(pp, "%s: the password is %d bytes long; TCP MD5 keys hold at most %d", who, len(p.Password), maxMD5Key)
 		}
 		h := p.HoldTime.D()
-		if h != 0 && (h < 3*time.Second || h > math.MaxUint16*time.Second || h%time.Second != 0) {
-			v.add(pp+".hold_time", "%s: hold_time must be 0 or whole seconds from 3s to 65535s, got %s", who, p.HoldTime)
+		if h < 3*time.Second || h > math.MaxUint16*time.Second || h%time.Second != 0 {
+			v.add(pp+".hold_time", "%s: hold_time must be whole seconds from 3s to 65535s, got %s", who, p.HoldTime)
 		}
 		if p.Multihop < 0 || p.Multihop > 255 {
 			v.add(pp+".multihop", "%s: multihop %d is outside 0..255", who, p.Multihop)

@@ -86,7 +86,7 @@ bgp:
   listen_port: 0
   peers:
     - {address: 192.0.2.1, port: 70000, asn: 0, local_address: "2001:db8::1", hold_time: 2s}
-    - {address: 192.0.2.1, asn: 4294967296, password_env: A, password_file: b}
+    - {address: 192.0.2.1, asn: 4294967296, password_env: A, password_file: b, hold_time: 0s}
     - {address: "::", asn: 65000}
     - {address: 192.0.2.3, asn: 23456, hold_time: 1500ms, multihop: 2}
 ` + regionR1 + zonesAndService,
@@ -98,13 +98,14 @@ bgp:
 			`7: bgp peer 192.0.2.1: port 70000 is outside 1..65535`,
 			`7: bgp peer 192.0.2.1: asn is required`,
 			`7: bgp peer 192.0.2.1: local_address 2001:db8::1 is not of the peer's address family`,
-			`7: bgp peer 192.0.2.1: hold_time must be 0 or whole seconds from 3s to 65535s, got 2s`,
+			`7: bgp peer 192.0.2.1: hold_time must be whole seconds from 3s to 65535s, got 2s`,
 			`8: bgp.peers: duplicate peer 192.0.2.1 (first at line 7)`,
 			`8: bgp peer 192.0.2.1: asn 4294967296 is outside 1..4294967295`,
 			`8: bgp peer 192.0.2.1: set at most one of password_env and password_file`,
+			`8: bgp peer 192.0.2.1: hold_time must be whole seconds from 3s to 65535s, got 0s`,
 			`9: bgp.peers: address: :: is the unspecified address`,
 			`10: bgp peer 192.0.2.3: asn 23456 is AS_TRANS (RFC 6793), which no speaker may use`,
-			`10: bgp peer 192.0.2.3: hold_time must be 0 or whole seconds from 3s to 65535s, got 1.5s`,
+			`10: bgp peer 192.0.2.3: hold_time must be whole seconds from 3s to 65535s, got 1.5s`,
 			`10: bgp peer 192.0.2.3: multihop applies to eBGP sessions only; this one is iBGP`,
 		},
 	}, {
