@@ -6,8 +6,13 @@
 #   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t meridian .
 #   docker run --rm -p 53:53/udp -p 53:53/tcp -p 80:80 -p 443:443 -p 9053:9053 meridian
 #
-# The example config listens on loopback; mount a config of your own that
-# listens on 0.0.0.0 (or the node's addresses) at /etc/meridian/meridian.yaml.
+# The image ships no config: mount yours, listening on 0.0.0.0 (or the
+# node's addresses), at /etc/meridian/meridian.yaml:
+#
+#   docker run --rm -v "$PWD/meridian.yaml:/etc/meridian/meridian.yaml:ro" ... meridian
+#
+# Without one, the container exits at once saying so. configs/first-node.yaml
+# and configs/example.yaml are configs to start from.
 
 FROM golang:1.26-bookworm AS build
 
@@ -37,7 +42,6 @@ RUN setcap cap_net_bind_service=+ep bin/meridian \
 FROM gcr.io/distroless/static-debian12:nonroot
 
 COPY --from=build /src/bin/meridian /meridian
-COPY configs/example.yaml /etc/meridian/meridian.yaml
 
 # DNS, HTTP, HTTPS, admin API and metrics.
 EXPOSE 53/udp 53/tcp 80 443 9053

@@ -8,7 +8,6 @@ import (
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/node"
-	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -22,7 +21,7 @@ type Backend interface {
 	Service(name string) (node.ServiceView, error)
 	SetDials(service string, dials map[string]int, ifMatch string, who node.Actor) (node.ServiceView, error)
 	SetOverride(region, health string, who node.Actor) (node.RegionView, error)
-	Explain(service string, client netip.Addr) (*policy.Explanation, error)
+	Explain(service string, client netip.Addr) (*node.Explanation, error)
 	Audit(limit int) []state.AuditEntry
 	Reload(who node.Actor) error
 	StartShift(service string, req node.ShiftRequest, who node.Actor) (state.Shift, error)

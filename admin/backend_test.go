@@ -13,7 +13,6 @@ import (
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/node"
-	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -41,8 +40,8 @@ func (f *fakeBackend) SetOverride(_, _ string, who node.Actor) (node.RegionView,
 	return node.RegionView{}, f.err
 }
 
-func (f *fakeBackend) Explain(string, netip.Addr) (*policy.Explanation, error) {
-	return &policy.Explanation{}, f.err
+func (f *fakeBackend) Explain(string, netip.Addr) (*node.Explanation, error) {
+	return &node.Explanation{}, f.err
 }
 func (f *fakeBackend) Audit(int) []state.AuditEntry { return nil }
 func (f *fakeBackend) Reload(who node.Actor) error {

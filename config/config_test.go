@@ -40,7 +40,8 @@ func TestLoadFull(t *testing.T) {
 		Admin: "127.0.0.1:9054",
 	})
 	check("geoip", c.GeoIP.Database, "/var/lib/meridian/GeoLite2-City.mmdb")
-	check("tls.certificates", c.TLS.Certificates, []Certificate{{CertFile: "a.pem", KeyFile: "a.key"}})
+	// relative to the config's folder, like every path the config names
+	check("tls.certificates", c.TLS.Certificates, []Certificate{{CertFile: filepath.Join("testdata", "a.pem"), KeyFile: filepath.Join("testdata", "a.key")}})
 	check("tls.acme", c.TLS.ACME, &ACME{
 		Email:     "ops@example.com",
 		CA:        "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -209,7 +210,7 @@ func TestDefaults(t *testing.T) {
 			ShutdownTimeout: Duration(30 * time.Second),
 		},
 		Listen: Listen{Admin: "127.0.0.1:9053"},
-		State:  State{Backend: "file", Path: "./meridian-state.json"},
+		State:  State{Backend: "file", Path: "meridian-state.json"},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{
@@ -256,7 +257,8 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestDefaultsACMEAndEtcd(t *testing.T) {
-	c, err := Parse("a.yaml", []byte(minimal+`tls:
+	// The defaults are relative to the config's folder.
+	c, err := Parse(filepath.Join("etc", "a.yaml"), []byte(minimal+`tls:
   acme: {email: ops@example.com}
 state:
   backend: etcd
@@ -265,13 +267,13 @@ state:
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if got, want := *c.TLS.ACME, (ACME{Email: "ops@example.com", CA: DefaultACMECA, Challenge: "dns-01", Storage: "./meridian-certs"}); got != want {
+	if got, want := *c.TLS.ACME, (ACME{Email: "ops@example.com", CA: DefaultACMECA, Challenge: "dns-01", Storage: filepath.Join("etc", "meridian-certs")}); got != want {
 		t.Errorf("acme: got %+v, want %+v", got, want)
 	}
 	if got, want := c.State.Etcd.Prefix, "/meridian/"; got != want {
 		t.Errorf("etcd prefix: got %q, want %q", got, want)
 	}
-	if got, want := c.State.Path, "./meridian-state.json"; got != want {
+	if got, want := c.State.Path, filepath.Join("etc", "meridian-state.json"); got != want {
 		t.Errorf("state path: got %q, want %q", got, want)
 	}
 }

@@ -51,6 +51,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	normalize(cfg)
 	applyDefaults(cfg, pos, os.Hostname)
 	r := &resolver{errs: errs, pos: pos, dir: filepath.Dir(file)}
+	r.paths(cfg)
 	r.secrets(cfg)
 	r.bgpSecrets(cfg)
 	r.zones(cfg)

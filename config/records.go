@@ -107,6 +107,11 @@ func (zr *zoneRecords) check(rr dns.RR) string {
 		return fmt.Sprintf("%s is outside the zone", name)
 	case h.Rrtype == dns.TypeSOA:
 		return "SOA records come from the zone's soa settings"
+	case h.Rrtype == dns.TypeNS && strings.EqualFold(h.Name, zr.zone.Name+"."):
+		// An imported zone file's apex NS set names the old provider's
+		// servers: merged with nameservers it would keep them in the
+		// delegation, with their own TTL.
+		return "the zone's apex NS records come from its nameservers setting; remove this record (list meridian's servers under nameservers)"
 	}
 	if svc, ok := zr.owners[name]; ok {
 		switch h.Rrtype {

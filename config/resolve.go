@@ -24,6 +24,21 @@ func (r *resolver) path(name string) string {
 	return filepath.Join(r.dir, name)
 }
 
+// paths makes the files and folders the config names relative to the
+// config's folder, as zone files and secret files are: the GeoIP database,
+// certificates and keys, the ACME roots and storage, and the state file.
+func (r *resolver) paths(c *Config) {
+	c.GeoIP.Database = r.path(c.GeoIP.Database)
+	for i := range c.TLS.Certificates {
+		cert := &c.TLS.Certificates[i]
+		cert.CertFile, cert.KeyFile = r.path(cert.CertFile), r.path(cert.KeyFile)
+	}
+	if a := c.TLS.ACME; a != nil {
+		a.CARoot, a.Storage = r.path(a.CARoot), r.path(a.Storage)
+	}
+	c.State.Path = r.path(c.State.Path)
+}
+
 // secrets fills Token.Secret from secret_env or secret_file. A token with
 // no source or with both is left for the validator to report.
 func (r *resolver) secrets(c *Config) {

@@ -60,7 +60,7 @@ services:
 	}, {
 		name: "static records",
 		files: map[string]string{
-			"zones/example.com.zone": "$TTL 300\nmail A 192.0.2.25\nbad  A 192.0.2.999\n",
+			"zones/example.com.zone": "$TTL 300\nmail A 192.0.2.25\n@ 86400 NS ns1.old-provider.net.\nsub NS ns1.sub.example.com.\nbad  A 192.0.2.999\n",
 			"zones/other.zone":       "www.example.org. A 192.0.2.1\n",
 		},
 		yaml: regionR1 + `zones:
@@ -87,6 +87,7 @@ services:
     regions: [r1]
 `,
 		want: []string{
+			`7: zone "example.com": zone file zones/example.com.zone: the zone's apex NS records come from its nameservers setting; remove this record (list meridian's servers under nameservers)`,
 			`9: zone "example.com": record "www 300 CNAMEX api": expecting RR type or class, not this...: "CNAMEX"`,
 			`10: zone "example.com": record "other.example.net. A 192.0.2.1": other.example.net is outside the zone`,
 			`11: zone "example.com": record "@ SOA ns1 hostmaster 1 2 3 4 5": SOA records come from the zone's soa settings`,
@@ -95,7 +96,7 @@ services:
 			`15: zone "example.com": record "$INCLUDE /etc/passwd": $INCLUDE directive not allowed: "/etc/passwd"`,
 			`18: zone "example.org": reading zone file: stat missing.zone: no such file or directory`,
 			`21: zone "example.net": zone file zones/other.zone: www.example.org is outside the zone`,
-			`zones/example.com.zone:3: zone "example.com": bad A A: "192.0.2.999"`,
+			`zones/example.com.zone:5: zone "example.com": bad A A: "192.0.2.999"`,
 		},
 	}})
 }

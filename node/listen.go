@@ -9,18 +9,26 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
+	"testing"
 	"time"
 
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // listen binds every listener of cfg: DNS, http, https and admin.
 func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 	if len(cfg.Listen.DNS) > 0 {
+		for _, a := range cfg.Listen.DNS {
+			if err := refuseDefaultPort("dns", a); err != nil {
+				return err
+			}
+		}
 		if err := n.dns.ListenAndServe(ctx, cfg.Listen.DNS); err != nil {
-			return fmt.Errorf("starting dns: %w", err)
+			return fmt.Errorf("starting dns: %w", privilegeHint(err))
 		}
 		for i, a := range n.dns.Addrs() {
 			n.setBound(fmt.Sprintf("dns/%d", i), a)
@@ -77,11 +85,49 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
+// defaultPorts are the ports of the product's default and demo addresses
+// (SPEC section 2: dns 5353, http 8080, admin 9053). A test binary that
+// binds one of them collides with a node running on the same machine, so
+// under testing it is refused: test configs bind 127.0.0.1:0.
+var defaultPorts = []string{"5353", "8080", "9053"}
+
+// refuseDefaultPort fails, in a test binary only, when addr uses one of
+// defaultPorts.
+func refuseDefaultPort(kind, addr string) error {
+	if !testing.Testing() {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // net.Listen reports it
+	}
+	for _, p := range defaultPorts {
+		if port == p {
+			return fmt.Errorf("listening %s on %s: tests must not bind a default port of the product; use 127.0.0.1:0", kind, addr)
+		}
+	}
+	return nil
+}
+
+// privilegeHint adds to a bind refused for want of privilege (a port below
+// 1024 bound by an unprivileged user) what the operator can do about it.
+func privilegeHint(err error) error {
+	if !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	return fmt.Errorf("%w (ports below 1024 need the CAP_NET_BIND_SERVICE capability: "+
+		"run under the systemd unit deploy/systemd/meridian.service, which grants it, "+
+		"or give the binary it with 'setcap cap_net_bind_service=+ep /path/to/meridian')", err)
+}
+
 // serve binds addr and serves h on srv in the background.
 func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tls.Config) error {
+	if err := refuseDefaultPort(strings.Split(kind, "/")[0], addr); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, err)
+		return fmt.Errorf("listening %s on %s: %w", strings.Split(kind, "/")[0], addr, privilegeHint(err))
 	}
 	srv.Handler = h
 	if tc != nil {
@@ -90,6 +136,7 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 	}
 	n.servers = append(n.servers, srv)
 	n.setBound(kind, ln.Addr())
+	n.log.Info(strings.Split(kind, "/")[0]+" listening", "addr", ln.Addr().String(), "tls", tc != nil)
 	serve := srv.Serve
 	if kind != "admin" {
 		// http and https listeners: the proxy's fast path, which hands
@@ -150,8 +197,16 @@ func (n *Node) adminHandler() http.Handler {
 	if n.opts.Admin != nil {
 		mux.Handle("/", n.opts.Admin(n))
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(AdminHeader, version.Version)
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// AdminHeader is set on every answer of the admin listener, with the
+// node's version: a client such as ctl tells by it that it reached a
+// meridian admin API and not something else on that address.
+const AdminHeader = "X-Meridian-Admin"
 
 func proxyHostnames(cfg *config.Config) []string {
 	var out []string

@@ -104,16 +104,20 @@ func (n *Node) Registry() *prometheus.Registry { return n.reg }
 
 // Start opens the state and GeoIP databases, starts health checks, builds
 // the first snapshot and binds every listener. On error, whatever was
-// started is stopped.
+// started is stopped and every listener bound so far is closed.
 func (n *Node) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
+			n.closeListeners()
 			n.stop()
 		}
 	}()
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.started = n.now()
 	cfg := n.cfg
+	if err := checkServes(cfg); err != nil {
+		return err
+	}
 
 	if err := n.openState(cfg); err != nil {
 		return err
@@ -290,6 +294,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // Close stops everything at once, without draining.
 func (n *Node) Close() error {
 	n.draining.Store(true)
+	n.closeListeners()
+	n.stop()
+	return nil
+}
+
+// closeListeners closes every HTTP server and the DNS listeners at once, so
+// that their serve goroutines end; safe after a partial start.
+func (n *Node) closeListeners() {
 	for _, s := range n.servers {
 		_ = s.Close()
 	}
@@ -298,8 +310,6 @@ func (n *Node) Close() error {
 		_ = n.dns.Shutdown(ctx)
 		cancel()
 	}
-	n.stop()
-	return nil
 }
 
 // stop ends background work; safe after a partial start and twice.

@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridian-edge/meridian/config"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -244,5 +250,66 @@ func TestMetricsLint(t *testing.T) {
 		if !have[w] {
 			t.Errorf("metric %s missing", w)
 		}
+	}
+}
+
+// TestDefaultPortsRefusedInTests: a test config that leaves listen.admin
+// unset would bind the product's default 127.0.0.1:9053 and collide with a
+// node running on the machine; in a test binary the node refuses it.
+func TestDefaultPortsRefusedInTests(t *testing.T) {
+	for _, tt := range []struct{ kind, addr string }{
+		{"admin", "127.0.0.1:9053"},
+		{"dns", "127.0.0.1:5353"},
+		{"http", "[::1]:8080"},
+	} {
+		if err := refuseDefaultPort(tt.kind, tt.addr); err == nil || !strings.Contains(err.Error(), "tests must not bind a default port") {
+			t.Errorf("%s %s: got %v, want a refusal", tt.kind, tt.addr, err)
+		}
+	}
+	if err := refuseDefaultPort("admin", "127.0.0.1:0"); err != nil {
+		t.Errorf("127.0.0.1:0: %v", err)
+	}
+	// A config without listen.admin gets the default, and Start refuses it.
+	dir := t.TempDir()
+	path := dir + "/meridian.yaml"
+	text := strings.Replace(baseConfig, "  admin: \"127.0.0.1:0\"\n", "", 1)
+	text = strings.ReplaceAll(text, "{{STATE}}", dir+"/state.json")
+	for _, r := range []string{"us-east", "eu-west", "ap-south"} {
+		text = strings.ReplaceAll(text, "{{"+r+"}}", "http://127.0.0.1:1")
+	}
+	tn := &testNode{path: path}
+	tn.write(t, text)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(context.Background())
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("a node on the default admin address started in a test")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:9053") {
+		t.Fatalf("error %q does not name the address", err)
+	}
+}
+
+func TestPrivilegeHint(t *testing.T) {
+	denied := &net.OpError{Op: "listen", Net: "udp", Err: os.NewSyscallError("bind", syscall.EACCES)}
+	got := privilegeHint(denied).Error()
+	for _, want := range []string{"permission denied", "CAP_NET_BIND_SERVICE", "setcap cap_net_bind_service=+ep", "deploy/systemd/meridian.service"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hint %q lacks %q", got, want)
+		}
+	}
+	if !errors.Is(privilegeHint(denied), syscall.EACCES) {
+		t.Error("the hint hides the cause")
+	}
+	inUse := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	if got := privilegeHint(inUse); got != error(inUse) {
+		t.Errorf("another error changed: %v", got)
 	}
 }

@@ -277,25 +277,6 @@ func (n *Node) changeLocked(fn func(*state.Snapshot) error, audit ...state.Audit
 	return n.rebuildLocked()
 }
 
-// Explain returns the decision for a client address of a service.
-func (n *Node) Explain(service string, client netip.Addr) (*policy.Explanation, error) {
-	v := n.View()
-	j := v.Policy.Service(service)
-	if j < 0 {
-		return nil, errorf(ErrNotFound, "unknown service %q", service)
-	}
-	c := policy.Client{Addr: client}
-	if v.Geo != nil {
-		loc := v.Geo.Lookup(client)
-		c.Country, c.Continent, c.Subdivision = loc.Country, loc.Continent, loc.Subdivision
-		if loc.HasCoords {
-			c.Location = policy.Point{Lat: loc.Lat, Lon: loc.Lon, Valid: true}
-		}
-	}
-	_, ex := policy.Explain(v.Policy, j, &c)
-	return ex, nil
-}
-
 // Audit returns up to limit audit entries, newest first.
 func (n *Node) Audit(limit int) []state.AuditEntry {
 	v := n.View()

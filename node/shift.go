@@ -144,7 +144,7 @@ func (n *Node) StartShift(service string, req ShiftRequest, who Actor) (state.Sh
 		ID: id, Service: service, Region: req.Region,
 		Steps: slices.Clone(req.Steps), Hold: req.Hold, Guard: shift.WithDefaults(req.Guard, req.Hold),
 		State: state.ShiftRunning, StartDial: start,
-		StepStarted: now, Created: now, Updated: now, Token: who.Token,
+		StepStarted: now, Created: now, Updated: now, Token: who.Token, StartReason: who.Reason,
 	}
 	target := service + "/" + req.Region
 	err = n.changeLocked(func(s *state.Snapshot) error {

@@ -56,6 +56,7 @@ const shiftConfig = `
 node: {name: shift-node, addresses: [127.0.0.1], drain: 0s, shutdown_timeout: 2s}
 listen:
   http: ["127.0.0.1:0"]
+  admin: "127.0.0.1:0"
 state: {path: {{STATE}}}
 regions:
   - name: green

@@ -222,6 +222,10 @@ func (f *File) Close() error {
 	return nil
 }
 
+// ReadFile reads and checks a state file without locking or changing it;
+// a missing file is Empty(). `meridian validate` reads the state with it.
+func ReadFile(path string) (Snapshot, error) { return readFile(path) }
+
 // readFile reads and checks the state file; a missing file is Empty().
 func readFile(path string) (Snapshot, error) {
 	b, err := os.ReadFile(path)

@@ -65,6 +65,10 @@ func TestOpenFileLock(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A clean stop leaves no lock file behind.
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file after Close: stat %v, want it gone", err)
+	}
 	openT(t, path, FileOptions{})
 }
 

@@ -55,8 +55,9 @@ type Shift struct {
 	StepStarted time.Time     `json:"step_started"`
 	Created     time.Time     `json:"created"`
 	Updated     time.Time     `json:"updated"`
-	Reason      string        `json:"reason,omitempty"` // why it ended, e.g. the breach figures
-	Token       string        `json:"token,omitempty"`  // name of the token that started it
+	Reason      string        `json:"reason,omitempty"`       // why it ended, e.g. the breach figures
+	Token       string        `json:"token,omitempty"`        // name of the token that started it
+	StartReason string        `json:"start_reason,omitempty"` // the reason it was started with
 }
 
 // Guard holds the limits a shift is judged against. In JSON, MaxP95 and

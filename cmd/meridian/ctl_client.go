@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/meridian-edge/meridian/node"
 )
 
 // maxCtlResponse bounds what ctl reads of one answer.
@@ -93,6 +95,9 @@ func (c *ctlClient) do(method, path string, query url.Values, body any) ([]byte,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCtlResponse))
 	if err != nil {
 		return nil, fmt.Errorf("reading answer from %s: %w", c.base, err)
+	}
+	if resp.Header.Get(node.AdminHeader) == "" {
+		return nil, fmt.Errorf("%s answered %q, but not as a meridian admin API: is --admin the node's listen.admin address?", c.base, resp.Status)
 	}
 	if resp.StatusCode/100 != 2 {
 		return nil, &ctlAPIError{status: resp.StatusCode, msg: errorMessage(resp.Status, data)}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/meridian-edge/meridian/admin"
 	"github.com/meridian-edge/meridian/node"
-	"github.com/meridian-edge/meridian/policy"
 )
 
 func ctlStatus(c *ctlClient, out io.Writer, _ []string, f *ctlFlags) error {
@@ -72,7 +71,7 @@ func ctlExplain(c *ctlClient, out io.Writer, args []string, f *ctlFlags) error {
 		return usagef("CLIENT_IP %q is not an IP address", client)
 	}
 	q := url.Values{"service": {service}, "client": {client}}
-	var ex policy.Explanation
+	var ex node.Explanation
 	if printed, err := c.call(out, f, http.MethodGet, "/v1/explain", q, nil, &ex); printed || err != nil {
 		return err
 	}

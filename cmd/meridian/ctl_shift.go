@@ -134,11 +134,12 @@ func shiftStep(sh *state.Shift) string {
 
 func printShifts(out io.Writer, shifts []state.Shift) error {
 	t := newTable(out)
-	t.row("ID\tREGION\tSTATE\tSTEP\tSTEPS\tSTARTED\tREASON")
+	t.row("ID\tREGION\tSTATE\tSTEP\tSTEPS\tSTARTED\tBY\tWHY\tOUTCOME")
 	for i := range shifts {
 		sh := &shifts[i]
-		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s", sh.ID, sh.Region, sh.State, shiftStep(sh),
-			stepList(sh.Steps, ","), sh.Created.UTC().Format(time.RFC3339), orDash(oneLine(sh.Reason)))
+		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", sh.ID, sh.Region, sh.State, shiftStep(sh),
+			stepList(sh.Steps, ","), sh.Created.UTC().Format(time.RFC3339), orDash(sh.Token),
+			orDash(oneLine(sh.StartReason)), orDash(oneLine(sh.Reason)))
 	}
 	return t.flush()
 }

@@ -26,7 +26,7 @@ func TestCtlShifts(t *testing.T) {
 		t.Fatalf("shift output:\n%s", out)
 	}
 	id := m[1]
-	for _, want := range []string{"ID", "REGION", "STATE", "STEP", "STEPS", "STARTED", "REASON", id, "running", "1/2 (50%)", "50,0"} {
+	for _, want := range []string{"ID", "REGION", "STATE", "STEP", "STEPS", "STARTED", "WHY", "OUTCOME", id, "running", "drain eu-west", "1/2 (50%)", "50,0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("shift output lacks %q:\n%s", want, out)
 		}
@@ -40,7 +40,7 @@ func TestCtlShifts(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		if !regexp.MustCompile(id + `\s+eu-west\s+running\s+1/2 \(50%\)\s+50,0\s+\d{4}-\d\d-\d\dT\S+Z\s+-`).MatchString(out) {
+		if !regexp.MustCompile(id + `\s+eu-west\s+running\s+1/2 \(50%\)\s+50,0\s+\d{4}-\d\d-\d\dT\S+Z\s+ops\s+drain eu-west\s+-`).MatchString(out) {
 			t.Errorf("shifts table:\n%s", out)
 		}
 	})

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/node"
-	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -146,7 +145,7 @@ func printServices(out io.Writer, services []node.ServiceView) error {
 	return t.flush()
 }
 
-func printExplain(out io.Writer, ex *policy.Explanation) error {
+func printExplain(out io.Writer, ex *node.Explanation) error {
 	t := newTable(out)
 	t.row("service\t%s (%s, %s)", ex.Service, ex.Policy, ex.Mode)
 	client := ex.Client.Addr
@@ -170,6 +169,26 @@ func printExplain(out io.Writer, ex *policy.Explanation) error {
 		t.row("nodata\tyes: no region was eligible and the service fails closed")
 	}
 	t.row("outcome\t%s", ex.Outcome)
+	if a := ex.DNS; a != nil {
+		scope := "-"
+		if a.Scope != nil {
+			scope = fmt.Sprint(*a.Scope)
+		}
+		t.row("dns answer\t%s %s (ECS %s, scope /%s)", a.Name, a.Rcode, a.ECS, scope)
+		for _, r := range a.Records {
+			t.row("\t%s %s ttl %d", r.Type, r.Value, r.TTL)
+		}
+		if len(a.Records) == 0 {
+			t.row("\tno records (NODATA)")
+		}
+	}
+	if p := ex.Proxy; p != nil {
+		ep := p.Endpoint
+		if ep == "" {
+			ep = strings.Join(p.Candidates, ", ")
+		}
+		t.row("proxy\t%s: %s (%s)", p.Region, ep, p.Choice)
+	}
 	t.row("")
 	if err := t.flush(); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,6 @@ import (
 	"github.com/meridian-edge/meridian/admin"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/node"
-	"github.com/meridian-edge/meridian/policy"
 )
 
 // Tokens of the test node: ops may change, grafana may only read.
@@ -52,9 +52,10 @@ func ctlNode(t *testing.T) (*node.Node, string) {
 		}
 	}
 	path := filepath.Join(dir, "config.yaml")
-	text := fmt.Sprintf(`node: {name: ctl-edge, drain: 0s}
+	text := fmt.Sprintf(`node: {name: ctl-edge, drain: 0s, addresses: [127.0.0.1]}
 listen:
   dns: ["127.0.0.1:0"]
+  http: ["127.0.0.1:0"]
   admin: "127.0.0.1:0"
 admin:
   tokens:
@@ -80,6 +81,11 @@ services:
     mode: dns
     policy: failover
     regions: [eu-west, us-east]
+  - name: web
+    hostnames: [web.example.test]
+    mode: proxy
+    policy: failover
+    regions: [us-east, eu-west]
 `, filepath.Join(dir, "state.json"), urls[0], urls[1])
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -120,7 +126,7 @@ func noLeaks(t *testing.T) {
 
 func TestCtlAgainstNode(t *testing.T) {
 	noLeaks(t)
-	_, url := ctlNode(t)
+	n, url := ctlNode(t)
 	w := []string{"--admin", url, "--token", ctlWriteSecret}
 
 	t.Run("status table", func(t *testing.T) {
@@ -197,15 +203,39 @@ func TestCtlAgainstNode(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		for _, want := range []string{"api (failover, dns)", "192.0.2.99", "order", "eu-west", "us-east", "ELIGIBLE"} {
+		for _, want := range []string{"api (failover, dns)", "192.0.2.99", "order", "eu-west", "us-east", "ELIGIBLE",
+			"dns answer", "api.example.test NOERROR (ECS 192.0.2.0/24, scope /24)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("explain output lacks %q:\n%s", want, out)
 			}
 		}
+		if !regexp.MustCompile(`A 192\.0\.2\.[12] ttl \d+`).MatchString(out) {
+			t.Errorf("explain output lacks the A record:\n%s", out)
+		}
 		code, out, _ = ctl(append(w, "explain", "api", "192.0.2.99", "-o", "json")...)
-		var ex policy.Explanation
+		var ex node.Explanation
 		if err := json.Unmarshal([]byte(out), &ex); err != nil || code != 0 || len(ex.Order) == 0 {
 			t.Errorf("explain -o json: exit %d, %v\n%s", code, err, out)
+		}
+		if ex.DNS == nil || len(ex.DNS.Records) != 1 || ex.DNS.Records[0].Type != "A" || ex.Proxy != nil {
+			t.Errorf("explain -o json: dns %+v, proxy %+v", ex.DNS, ex.Proxy)
+		}
+		// A proxy-mode service: DNS answers the node's address, and the
+		// proxy names the endpoint of its first attempt.
+		code, out, errOut = ctl(append(w, "explain", "web", "2001:db8::1", "-o", "json")...)
+		ex = node.Explanation{}
+		if err := json.Unmarshal([]byte(out), &ex); err != nil || code != 0 {
+			t.Fatalf("explain web: exit %d, %v\n%s%s", code, err, out, errOut)
+		}
+		// (a dial under 100 makes the api answer depend on the client's
+		// /24; the node's own address depends on nobody: scope 0)
+		if ex.DNS == nil || ex.DNS.ECS != "2001:db8::/56" || len(ex.DNS.Records) != 1 || ex.DNS.Records[0].Value != "127.0.0.1" ||
+			ex.DNS.Scope == nil || *ex.DNS.Scope != 0 {
+			t.Errorf("explain web dns: %+v", ex.DNS)
+		}
+		usEast := n.Status().Regions[1].Endpoints[0].Endpoint
+		if ex.Proxy == nil || ex.Proxy.Region != "us-east" || ex.Proxy.Endpoint != usEast {
+			t.Errorf("explain web proxy: %+v, want us-east %s", ex.Proxy, usEast)
 		}
 	})
 	t.Run("audit", func(t *testing.T) {
@@ -290,6 +320,7 @@ func TestCtlErrors(t *testing.T) {
 		{"unknown flag", []string{"status", "--verbose"}, 2, "flag provided but not defined: -verbose"},
 		{"zero limit", []string{"--admin", url, "audit", "--limit", "0"}, 2, "--limit must be at least 1"},
 		{"bad admin url", []string{"--admin", "ftp://x", "status"}, 2, `--admin "ftp://x" is not an http(s) URL`},
+		{"not meridian", []string{"--admin", notMeridian(t), "--token", ctlWriteSecret, "status"}, 1, `answered "404 Not Found", but not as a meridian admin API`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -303,6 +334,15 @@ func TestCtlErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notMeridian is the URL of an HTTP server that is not a meridian admin
+// API (a metrics exporter on the port, say).
+func notMeridian(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func TestCtlHelp(t *testing.T) {

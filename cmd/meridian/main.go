@@ -43,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "demo":
@@ -61,18 +61,63 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// parseFlags parses args into fs. -h and --help print summary and the
+// flags to stdout: done is true and code 0. A bad flag is reported on
+// stderr: done is true and code 2.
+func parseFlags(fs *flag.FlagSet, args []string, summary string, stdout, stderr io.Writer) (done bool, code int) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return false, 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, summary)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return true, 0
+	}
+	fmt.Fprintf(stderr, "meridian %s: %v\n", fs.Name(), err)
+	fs.SetOutput(stderr)
+	fs.PrintDefaults()
+	return true, 2
+}
+
+const validateUsage = `usage: meridian validate --config FILE
+
+Checks a config as run would load it: every error is printed as
+FILE:LINE: message, and the exit status is 1; a good config prints
+"FILE: ok" and exits 0.
+
+flags:
+`
+
+const runUsage = `usage: meridian run --config FILE [--log-level LEVEL] [--log-format FORMAT]
+
+Runs an edge node until SIGTERM or SIGINT. SIGHUP reloads the config (a bad
+one is refused and the old one keeps serving). On SIGTERM/SIGINT readiness
+turns 503 at once, the node serves on for node.drain, then lets in-flight
+requests finish for up to node.shutdown_timeout.
+
+flags:
+`
+
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(fs, args, validateUsage, stdout, stderr); done {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "meridian validate: --config FILE is required")
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// What run opens besides the file: the GeoIP database, the state.
+	if err := node.Check(cfg); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -80,14 +125,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
+func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(fs, args, runUsage, stdout, stderr); done {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "meridian run: --config FILE is required")
@@ -97,6 +141,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "meridian run:", err)
 		return 2
+	}
+	if _, err := os.Stat(*path); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "meridian run: no config at %s: write or mount one there "+
+			"(configs/first-node.yaml is a loopback-only one to start from; configs/example.yaml documents every key)\n", *path)
+		return 1
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -67,6 +67,26 @@ func TestValidate(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("node:\n  name: x\n  drain: soon\nregions:\n  - name: a\n    endpoints: []\nbogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Configs that parse but that run would refuse.
+	serve := "regions:\n  - name: a\n    endpoints: [{address: 192.0.2.1}]\n    health: {type: none}\n" +
+		"zones:\n  - name: example.test\n    nameservers: [ns1.example.test]\n" +
+		"services:\n  - {name: api, hostnames: [api.example.test], policy: failover, regions: [a]}\n"
+	idle := filepath.Join(dir, "idle.yaml")
+	noGeo := filepath.Join(dir, "nogeo.yaml")
+	badState := filepath.Join(dir, "badstate.yaml")
+	for path, text := range map[string]string{
+		idle:     "node: {name: x}\nlisten: {admin: \"127.0.0.1:0\"}\n" + serve,
+		noGeo:    "node: {name: x}\nlisten: {dns: [\"127.0.0.1:0\"]}\ngeoip: {database: missing.mmdb}\n" + serve,
+		badState: "node: {name: x}\nlisten: {dns: [\"127.0.0.1:0\"]}\nstate: {path: broken.json}\n" + serve,
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MERIDIAN_TOKEN", "first-node-secret")
 	t.Setenv("MERIDIAN_OPS_TOKEN", "ops-secret")
 	t.Setenv("MERIDIAN_READ_TOKEN", "read-secret")
 	for _, tt := range []struct {
@@ -77,12 +97,21 @@ func TestValidate(t *testing.T) {
 	}{
 		{"example config", []string{"validate", "--config", "../../configs/example.yaml"}, 0, []string{"../../configs/example.yaml: ok"}, nil},
 		{"bench config", []string{"validate", "--config", "../../configs/bench.yaml"}, 0, []string{"ok"}, nil},
+		{"first node config", []string{"validate", "--config", "../../configs/first-node.yaml"}, 0, []string{"first-node.yaml: ok"}, nil},
 		{"every error with file and line", []string{"validate", "--config", bad}, 1, nil,
 			[]string{bad + ":3: ", bad + ":6: ", bad + ":7: "}},
 		{"missing flag", []string{"validate"}, 2, nil, []string{"--config FILE is required"}},
 		{"missing file", []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, 1, nil, []string{"nope.yaml"}},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}},
+		{"nothing to serve", []string{"validate", "--config", idle}, 1, nil, []string{idle + ": nothing to serve: listen.dns, listen.http and listen.https are all empty"}},
+		{"missing geoip database", []string{"validate", "--config", noGeo}, 1, nil, []string{noGeo + ": geoip.database: ", filepath.Join(dir, "missing.mmdb")}},
+		{"unreadable state", []string{"validate", "--config", badState}, 1, nil, []string{badState + ": state.path: ", filepath.Join(dir, "broken.json")}},
 		{"version", []string{"version"}, 0, []string{"meridian "}, nil},
+		{"run without its config", []string{"run", "--config", filepath.Join(dir, "absent.yaml")}, 1, nil, []string{"meridian run: no config at " + filepath.Join(dir, "absent.yaml") + ": write or mount one there"}},
+		{"validate --help", []string{"validate", "--help"}, 0, []string{"usage: meridian validate --config FILE", "-config"}, nil},
+		{"run --help", []string{"run", "--help"}, 0, []string{"usage: meridian run --config FILE", "SIGHUP reloads", "-log-format"}, nil},
+		{"run -h", []string{"run", "-h"}, 0, []string{"usage: meridian run"}, nil},
+		{"bad flag", []string{"run", "--frob"}, 2, nil, []string{"meridian run: flag provided but not defined: -frob", "-config"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -185,6 +214,14 @@ services:
 		return r.Answer[0].Header().Ttl
 	}
 	poll(t, 10*time.Second, "ready", func() bool { return status() == 200 })
+	for _, l := range []string{
+		fmt.Sprintf("msg=\"dns listening\" component=dns addr=127.0.0.1:%d", dnsPort),
+		fmt.Sprintf("msg=\"admin listening\" component=node addr=127.0.0.1:%d", adminPort),
+	} {
+		if !strings.Contains(child.stderr.String(), l) {
+			t.Errorf("the log lacks %q", l)
+		}
+	}
 	if got := ttl(); got != 30 {
 		t.Fatalf("ttl: got %d, want 30", got)
 	}
