@@ -50,7 +50,7 @@ func TestAnycastFallRiseHoldDown(t *testing.T) {
 	dnsAddr := soaServer(t, &failing)
 	col := bgptest.StartCollector(t, 65000, 65001)
 	cfg := bgpConfig(65001, 65000, col.Port)
-	holdDown := cfg.SelfCheck.HoldDown.D() // 300ms; interval 50ms, fall 2, rise 2
+	holdDown := cfg.SelfCheck.HoldDown.D() // 500ms; interval 100ms, fall 3, rise 2
 	var ready atomic.Bool
 	a, err := New(cfg, Options{
 		Logger:  testLogger(),

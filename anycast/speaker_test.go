@@ -40,8 +40,8 @@ func bgpConfig(asn, peerASN int64, port int) *config.BGP {
 		Communities: []string{"65000:100", "65000:7:8"},
 		NextHop:     []netip.Addr{netip.MustParseAddr("2001:db8::1")},
 		SelfCheck: config.SelfCheck{
-			Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(40 * time.Millisecond),
-			Fall: 2, Rise: 2, HoldDown: config.Duration(300 * time.Millisecond),
+			Interval: config.Duration(100 * time.Millisecond), Timeout: config.Duration(100 * time.Millisecond),
+			Fall: 3, Rise: 2, HoldDown: config.Duration(500 * time.Millisecond),
 		},
 	}
 }

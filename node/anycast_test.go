@@ -34,7 +34,7 @@ bgp:
   announce: [198.51.100.53/32, "2001:db8::53/128"]
   next_hop: ["2001:db8::1"]
   communities: ["65000:100"]
-  self_check: {interval: 100ms, timeout: 80ms, fall: 2, rise: 2, hold_down: %s}
+  self_check: {interval: 100ms, timeout: 100ms, fall: 3, rise: 2, hold_down: %s}
 `, port, holdDown)
 }
 
@@ -128,7 +128,7 @@ func TestAnycastAnnounceDrainSelfCheck(t *testing.T) {
 	bgptest.WaitFor(t, 5*time.Second, "withdrawn after the self-check fails", func() bool {
 		return !col.Has(t, anyV4) && !col.Has(t, anyV6)
 	})
-	t.Logf("dns stopped → withdrawn at the collector: %v (interval 100ms, fall 2)", time.Since(start))
+	t.Logf("dns stopped → withdrawn at the collector: %v (interval 100ms, fall 3)", time.Since(start))
 	if code, body := readyStatus(t, tn); code != 503 || body != "bgp prefixes withdrawn" {
 		t.Errorf("/health/ready after the self-check failed: got %d %q", code, body)
 	}

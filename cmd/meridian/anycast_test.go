@@ -48,7 +48,7 @@ bgp:
   peers:
     - {address: 127.0.0.1, port: %d, asn: 65000, local_address: 127.0.0.2, password_file: bgp.key, multihop: 2}
   announce: [198.51.100.53/32]
-  self_check: {interval: 200ms, timeout: 150ms, fall: 2, rise: 2, hold_down: 1s}
+  self_check: {interval: 200ms, timeout: 200ms, fall: 3, rise: 2, hold_down: 1s}
 regions:
   - name: a
     endpoints: [{address: 192.0.2.1}]
