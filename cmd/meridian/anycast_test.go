@@ -78,13 +78,14 @@ services:
 		r, _, err := (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", dnsPort))
 		return err == nil && len(r.Answer) == 1
 	}
-	ctl := func(args ...string) {
+	ctl := func(args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
 		all := append([]string{"ctl", "--admin", admin, "--token", "ops-secret"}, args...)
 		if code := run(all, &out, &errb); code != 0 {
 			t.Fatalf("meridian %s: exit %d: %s%s", strings.Join(all, " "), code, out.String(), errb.String())
 		}
+		return out.String()
 	}
 
 	bgptest.WaitFor(t, 30*time.Second, "prefix at bird", func() bool { return bird.Has(t, prefix) })
@@ -92,9 +93,15 @@ services:
 		t.Fatalf("/health/ready while announced: got %d, want 200", code)
 	}
 	t.Logf("birdc show route:\n%s", bird.Routes(t, prefix))
+	if out := ctl("status"); !strings.Contains(out, "AS65001, router id 127.0.0.2, announced") ||
+		!strings.Contains(out, "127.0.0.1:") || !strings.Contains(out, "established") {
+		t.Errorf("ctl status lacks the bgp session or the announcement:\n%s", out)
+	}
 
 	start := time.Now()
-	ctl("drain", "--reason", "e2e")
+	if out := ctl("drain", "--reason", "e2e"); !strings.Contains(out, "drained: readiness 503, bgp prefixes withdrawn") {
+		t.Errorf("ctl drain: got %q", out)
+	}
 	bgptest.WaitFor(t, 5*time.Second, "prefix withdrawn at bird after drain", func() bool { return !bird.Has(t, prefix) })
 	drainTook := time.Since(start)
 	if code := ready(); code != 503 {
