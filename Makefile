@@ -19,7 +19,7 @@ GOLANGCI_LINT ?= $(if $(wildcard $(GOBIN_DIR)/golangci-lint),$(GOBIN_DIR)/golang
 BENCH_PKGS := ./dnsserver/ ./policy/ ./proxy/ ./geo/
 FUZZTIME   ?= 10s
 
-.PHONY: all build test lint fmt-check vet tidy-check check tools fuzz-smoke bench clean
+.PHONY: all build test lint fmt-check vet tidy-check check deploy-check tools fuzz-smoke bench clean
 
 all: check build
 
@@ -61,6 +61,20 @@ tidy-check:
 	fi
 
 check: tools fmt-check vet tidy-check lint test
+
+# Checks the files of deploy/ with the tools that read them: promtool (the
+# alert rules and their unit tests) and systemd-analyze verify (the unit,
+# with ExecStart pointed at a freshly built binary; any warning fails).
+# The deploy package's Go tests run the same checks and more.
+deploy-check:
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) build -o "$$tmp/meridian" ./cmd/meridian; \
+	sed "s#/usr/bin/meridian#$$tmp/meridian#g" deploy/systemd/meridian.service >"$$tmp/meridian.service"; \
+	out="$$(systemd-analyze verify "$$tmp/meridian.service" 2>&1)" || { echo "$$out"; exit 1; }; \
+	if [ -n "$$out" ]; then echo "systemd-analyze verify deploy/systemd/meridian.service:"; echo "$$out"; exit 1; fi; \
+	echo "systemd-analyze verify deploy/systemd/meridian.service: ok"
 
 # Installs the pinned golangci-lint into $(GOBIN_DIR) unless it is already there.
 tools:

@@ -40,6 +40,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, node.ErrPrecondition):
 		return http.StatusPreconditionFailed
+	case errors.Is(err, node.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -19,5 +19,6 @@ func (a *API) routeTable() []route {
 		change(http.MethodPost, "/v1/reload", a.reload),
 		change(http.MethodPost, "/v1/node/drain", a.drain), // drain.go
 		change(http.MethodPost, "/v1/node/undrain", a.undrain),
+		get("/v1/nodes", a.nodes),
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meridian-edge/meridian/config"
 )
@@ -176,13 +179,14 @@ func TestACMEHTTP01EndToEnd(t *testing.T) {
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
 	peb := startPebble(t, dnsAddr, httpPort)
 
+	reg := prometheus.NewRegistry()
 	m, err := New(config.TLS{ACME: &config.ACME{
 		Email:     "ops@example.com",
 		CA:        peb.directory,
 		CARoot:    peb.caRoot,
 		Challenge: "http-01",
 		Storage:   t.TempDir(),
-	}}, Options{Logger: testLogger(t), Names: []string{"www.example.com"}, HTTPPort: httpPort})
+	}}, Options{Logger: testLogger(t), Names: []string{"www.example.com"}, HTTPPort: httpPort, Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -217,7 +221,13 @@ func TestACMEHTTP01EndToEnd(t *testing.T) {
 	}
 	defer m.Stop()
 	addr := serveHTTPS(t, m.TLSConfig())
-	checkIssued(t, waitForCert(t, addr, "www.example.com", peb.issuing), "www.example.com")
+	st := waitForCert(t, addr, "www.example.com", peb.issuing)
+	checkIssued(t, st, "www.example.com")
+	want := expiryHead + fmt.Sprintf("meridian_tls_certificate_expiry_timestamp_seconds{name=\"www.example.com\",source=\"acme\"} %d\n",
+		st.PeerCertificates[0].NotAfter.Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Errorf("expiry metric: %v", err)
+	}
 
 	if answered.Load() == 0 {
 		t.Error("no http-01 challenge request was answered by HTTPChallengeHandler")

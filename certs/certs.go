@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridian-edge/meridian/config"
 )
@@ -39,6 +40,10 @@ type Options struct {
 	// HTTPChallengeHandler (0 = 80). While that port is in use the HTTP-01
 	// solver opens no listener of its own. HTTP-01 only.
 	HTTPPort int
+
+	// Registerer receives the certificate expiry gauges; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
 }
 
 // Manager provides certificates to the https listeners: static ones first,
@@ -85,6 +90,9 @@ func New(cfg config.TLS, opts Options) (*Manager, error) {
 				log.Warn("no certificate for this hostname and no acme configured", "hostname", n)
 			}
 		}
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, err
+		}
 		return m, nil
 	}
 	if m.acme, err = newACMESettings(*cfg.ACME, opts, log); err != nil {
@@ -93,7 +101,22 @@ func New(cfg config.TLS, opts Options) (*Manager, error) {
 	if m.names, err = m.acmeNames(opts.Names); err != nil {
 		return nil, fmt.Errorf("acme: %w", err)
 	}
+	if err := m.register(opts.Registerer); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// register adds the certificate expiry gauges to reg; nil registers
+// nothing.
+func (m *Manager) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(&expiryCollector{m: m}); err != nil {
+		return fmt.Errorf("registering certificate metrics: %w", err)
+	}
+	return nil
 }
 
 // TLSConfig returns a new TLS configuration for an https listener. Its

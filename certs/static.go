@@ -16,6 +16,7 @@ import (
 // DNS names they cover. It is built once and never changes.
 type staticCerts struct {
 	list   []*tls.Certificate          // config order; list[0] is the default
+	files  []string                    // cert_file of each of list
 	byName map[string]*tls.Certificate // lower-case SAN (exact or "*.suffix") → first certificate naming it
 }
 
@@ -40,6 +41,7 @@ func loadStatic(pairs []config.Certificate, log *slog.Logger) (*staticCerts, err
 			}
 		}
 		s.list = append(s.list, c)
+		s.files = append(s.files, p.CertFile)
 	}
 	return s, nil
 }

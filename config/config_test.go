@@ -57,8 +57,16 @@ func TestLoadFull(t *testing.T) {
 	check("state", c.State, State{
 		Backend: "etcd",
 		Path:    "/var/lib/meridian/state.json",
-		Etcd:    &Etcd{Endpoints: []string{"http://127.0.0.1:2379", "https://etcd.example.net:2379"}, Prefix: "/edge/"},
+		Etcd: &Etcd{
+			Endpoints: []string{"https://127.0.0.1:2379", "https://etcd.example.net:2379"}, Prefix: "/edge/",
+			Username: "meridian", PasswordFile: filepath.Join("testdata", "read.token"), Password: "s3cret-read-token",
+			TLS: &EtcdTLS{
+				CAFile: filepath.Join("testdata", "ca.pem"), CertFile: filepath.Join("testdata", "node.pem"), KeyFile: filepath.Join("testdata", "node.key"),
+			},
+			DialTimeout: Duration(3 * time.Second),
+		},
 	})
+	check("fleet", c.Fleet, Fleet{NodeTTL: Duration(5 * time.Second), Health: "quorum", Quorum: 0.34})
 
 	if len(c.Regions) != 4 {
 		t.Fatalf("got %d regions, want 4", len(c.Regions))
@@ -211,6 +219,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Listen: Listen{Admin: "127.0.0.1:9053"},
 		State:  State{Backend: "file", Path: "meridian-state.json"},
+		Fleet:  Fleet{NodeTTL: Duration(10 * time.Second), Health: "local", Quorum: 0.5},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{

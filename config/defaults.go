@@ -112,6 +112,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	if c.State.Etcd != nil {
 		setString(&c.State.Etcd.Prefix, DefaultEtcdPrefix)
 	}
+	fleetDefaults(c, pos)
 
 	bgpDefaults(c, pos)
 	for i := range c.Regions {

@@ -54,7 +54,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	r.paths(cfg)
 	r.secrets(cfg)
 	r.bgpSecrets(cfg)
+	r.etcdSecrets(cfg)
 	r.zones(cfg)
+	r.accessLog(cfg)
 	v := &validator{errs: errs, pos: pos, fromFile: true}
 	v.config(cfg)
 

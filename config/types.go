@@ -16,9 +16,12 @@ type Config struct {
 	Admin    Admin     `yaml:"admin"`
 	State    State     `yaml:"state"`
 	BGP      *BGP      `yaml:"bgp"` // nil when not set: no BGP
+	Fleet    Fleet     `yaml:"fleet"`
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`
 	Services []Service `yaml:"services"`
+	// AccessLog is the proxy's per-request log (accesslog.go).
+	AccessLog AccessLog `yaml:"access_log"`
 
 	// File is the path the config was read from ("" when parsed from bytes
 	// without a name). Set by Load and Parse, never by YAML.
@@ -101,10 +104,19 @@ type State struct {
 	Etcd    *Etcd  `yaml:"etcd"`
 }
 
-// Etcd configures the etcd state backend.
+// Etcd configures the etcd state backend. At most one of PasswordEnv and
+// PasswordFile is set; Password holds the resolved value after Load. A
+// relative PasswordFile or TLS file is relative to the config file's folder
+// (stored resolved).
 type Etcd struct {
-	Endpoints []string `yaml:"endpoints"`
-	Prefix    string   `yaml:"prefix"` // default /meridian/
+	Endpoints    []string `yaml:"endpoints"`
+	Prefix       string   `yaml:"prefix"` // default /meridian/
+	Username     string   `yaml:"username"`
+	PasswordEnv  string   `yaml:"password_env"`
+	PasswordFile string   `yaml:"password_file"`
+	Password     string   `yaml:"-"`
+	TLS          *EtcdTLS `yaml:"tls"`          // nil when not set
+	DialTimeout  Duration `yaml:"dial_timeout"` // default 2s
 }
 
 // Region is a group of endpoints that serve together.

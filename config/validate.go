@@ -54,6 +54,7 @@ func (v *validator) config(c *Config) {
 	v.tls(c)
 	v.admin(c)
 	v.state(c)
+	v.fleet(c)
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)
@@ -208,6 +209,7 @@ func (v *validator) state(c *Config) {
 	if !strings.HasPrefix(s.Etcd.Prefix, "/") {
 		v.add("state.etcd.prefix", "state.etcd.prefix %q must start with /", s.Etcd.Prefix)
 	}
+	v.etcd(s.Etcd)
 }
 
 // maxTTL is the largest TTL a DNS record may carry (RFC 2181 §8).

@@ -410,6 +410,55 @@ tls:
 			`3: state.etcd.endpoints: "unix:///run/etcd.sock": the scheme must be http or https`,
 			`3: state.etcd.prefix "meridian" must start with /`,
 		},
+	}, {
+		name: "etcd credentials and tls",
+		yaml: `state:
+  backend: etcd
+  etcd:
+    endpoints: ["http://127.0.0.1:2379"]
+    username: meridian
+    tls: {cert_file: node.pem}
+    dial_timeout: 0s
+` + regionR1 + zonesAndService,
+		want: []string{
+			`4: state.etcd.endpoints: "http://127.0.0.1:2379": state.etcd.tls needs https:// endpoints`,
+			`5: state.etcd.username needs password_env or password_file`,
+			`6: state.etcd.tls: cert_file and key_file go together`,
+			`7: state.etcd.dial_timeout must be above 0 and at most 1m0s, got 0s`,
+		},
+	}, {
+		name: "etcd password sources",
+		yaml: `state:
+  backend: etcd
+  etcd:
+    endpoints: ["http://127.0.0.1:2379"]
+    password_env: MERIDIAN_TEST_UNSET_ETCD_PASSWORD
+` + regionR1 + zonesAndService,
+		want: []string{
+			`3: state.etcd: a password needs state.etcd.username`,
+			`5: state.etcd.password_env: environment variable MERIDIAN_TEST_UNSET_ETCD_PASSWORD is not set`,
+		},
+	}, {
+		name: "fleet settings",
+		yaml: `fleet:
+  node_ttl: 1500ms
+  health: majority
+  quorum: 1
+` + regionR1 + zonesAndService,
+		want: []string{
+			`2: fleet.node_ttl must be between 2s and 10m0s, got 1.5s`,
+			`3: fleet.health "majority" is not one of local, quorum`,
+			`4: fleet.quorum must be above 0 and below 1, got 1`,
+		},
+	}, {
+		name: "fleet ttl in whole seconds",
+		yaml: `fleet: {node_ttl: 2500ms, quorum: -0.5, colour: red}
+` + regionR1 + zonesAndService,
+		want: []string{
+			`1: unknown key "colour" in fleet`,
+			`1: fleet.node_ttl must be whole seconds (an etcd lease), got 2.5s`,
+			`1: fleet.quorum must be above 0 and below 1, got -0.5`,
+		},
 	}})
 }
 

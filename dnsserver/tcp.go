@@ -80,10 +80,12 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(br, q); err != nil {
 			return
 		}
+		start := time.Now()
 		resp := s.answer(q, src, true, out)
 		if resp == nil {
 			continue
 		}
+		s.m.observe(true, time.Since(start), 1)
 		out = resp[:0]
 		if len(resp) > maxTCPSize {
 			continue // cannot happen: answers are cut to fit

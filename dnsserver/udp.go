@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"errors"
 	"net"
+	"time"
 )
 
 // maxQuery is the largest UDP query read; longer datagrams are dropped.
@@ -30,11 +31,13 @@ func (u plainUDP) serve(s *Server) {
 			}
 			continue
 		}
+		start := time.Now()
 		resp := s.answer(buf[:n], from.Addr().Unmap(), false, out)
 		if resp == nil {
 			continue
 		}
 		_, _ = u.WriteToUDPAddrPort(resp, from)
+		s.m.observe(false, time.Since(start), 1)
 		out = resp[:0]
 	}
 }

@@ -251,7 +251,10 @@ func (u *mmsgUDP) serve(s *Server) {
 			continue
 		}
 		nread = int(r)
-		u.sendAll(u.answerBatch(s, nread))
+		start := time.Now()
+		n := u.answerBatch(s, nread)
+		u.sendAll(n)
+		s.m.observe(false, time.Since(start), n)
 		runtime.Gosched()
 	}
 }

@@ -52,10 +52,22 @@ func (n *Node) fitToAnnounce() bool {
 
 // stateLoaded reports whether the operator state this node serves with
 // has been read. The file backend is read whole in Start, before any
-// listener is bound; a backend that loads in the background (a fleet's
-// etcd) reports here when its first full read is done, so that a node
-// never announces its prefixes with dials and overrides it has not seen.
-func (n *Node) stateLoaded() bool { return true }
+// listener is bound. With etcd, a node that starts while etcd is out of
+// reach serves from its cache, but does not announce its prefixes until
+// it has been connected to etcd once, so that anycast traffic never
+// reaches a node with dials and overrides it has not seen; a later etcd
+// outage does not withdraw them (a node never stops answering because
+// etcd is gone).
+func (n *Node) stateLoaded() bool {
+	if n.etcdStore == nil || n.synced.Load() {
+		return true
+	}
+	if up, _, _ := n.etcdStore.Status(); up {
+		n.synced.Store(true)
+		return true
+	}
+	return false
+}
 
 // anycastReady is false while the node runs BGP and its prefixes are
 // withdrawn: anycast traffic does not reach it, and a load balancer that

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/geo"
@@ -49,7 +52,8 @@ func checkServes(cfg *config.Config) error {
 	return nil
 }
 
-// checkState reads the stored state the way Start loads it.
+// checkState reads the stored state the way Start loads it: the file, or
+// etcd (and, with etcd away, the copy a node starts from).
 func checkState(cfg *config.Config) error {
 	switch cfg.State.Backend {
 	case "", "file":
@@ -57,6 +61,33 @@ func checkState(cfg *config.Config) error {
 			return fmt.Errorf("state.path: %w", err)
 		}
 		return nil
+	case "etcd":
+		return checkEtcd(cfg)
 	}
 	return fmt.Errorf("state.backend: %q is not available in this build", cfg.State.Backend)
+}
+
+// checkEtcd reads the fleet's state key from etcd within dial_timeout.
+// Unreachable, run would start from the copy at state.path, so that is
+// read instead; with neither, run refuses to start, and so does this.
+func checkEtcd(cfg *config.Config) error {
+	cli, err := newEtcdClient(cfg.State.Etcd)
+	if err != nil {
+		return fmt.Errorf("state.etcd: %w", err)
+	}
+	defer func() { _ = cli.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.State.Etcd.DialTimeout.D())
+	defer cancel()
+	_, getErr := cli.Get(ctx, cfg.State.Etcd.Prefix+"state")
+	if getErr == nil {
+		return nil
+	}
+	if _, err := os.Stat(cfg.State.Path); err == nil {
+		if _, err := state.ReadFile(cfg.State.Path); err != nil {
+			return fmt.Errorf("state.path: etcd is unreachable (%v) and the saved fleet state is unreadable: %w", getErr, err)
+		}
+		return nil // run would serve from the saved copy
+	}
+	return fmt.Errorf("state.etcd: etcd at %s is unreachable (%v) and there is no saved fleet state at %s: run would refuse to start",
+		strings.Join(cfg.State.Etcd.Endpoints, ", "), getErr, cfg.State.Path)
 }

@@ -58,7 +58,11 @@ func (n *Node) Explain(service string, client netip.Addr) (*Explanation, error) 
 			c.Location = policy.Point{Lat: loc.Lat, Lon: loc.Lon, Valid: true}
 		}
 	}
-	_, pex := policy.Explain(v.Policy, j, &c)
+	ps := v.Policy
+	if v.Config.Services[j].Mode != "proxy" {
+		ps = v.DNSPolicy // under fleet.health quorum, the fleet's view of region health
+	}
+	_, pex := policy.Explain(ps, j, &c)
 	ex := &Explanation{Explanation: *pex}
 	cfg := v.Config
 	if j < len(cfg.Services) && len(cfg.Services[j].Hostnames) > 0 && n.dns != nil {

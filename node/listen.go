@@ -46,7 +46,8 @@ func (n *Node) listen(ctx context.Context, cfg *config.Config) error {
 				}
 				return ""
 			}(),
-			HTTPPort: httpPort(cfg),
+			HTTPPort:   httpPort(cfg),
+			Registerer: n.reg,
 		})
 		if err != nil {
 			return fmt.Errorf("preparing tls: %w", err)

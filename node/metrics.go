@@ -36,6 +36,10 @@ func newMetrics(n *Node) *metrics {
 	n.reg.MustRegister(
 		m.failOpen, m.reloads, buildInfo,
 		&dialCollector{n: n},
+		&overrideCollector{n: n},
+		&stateCollector{n: n},
+		&fleetCollector{n: n},
+		&fleetUpCollector{n: n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -15,11 +15,13 @@ import (
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/geo"
 	"github.com/meridian-edge/meridian/health"
 	"github.com/meridian-edge/meridian/proxy"
 	"github.com/meridian-edge/meridian/state"
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Options are a node's injected edges.
@@ -54,7 +56,12 @@ type Node struct {
 	health  *health.Checker
 	store   state.Store
 	st      state.Snapshot
-	rttPrev map[string][]int // service → previous RTT ranking
+
+	etcd      *clientv3.Client // shared by state, fleet and certificates; nil with the file backend
+	etcdStore *state.Etcd      // the store when the backend is etcd
+	members   *fleet.Membership
+	cfgHash   string           // configHash of cfg
+	rttPrev   map[string][]int // service → previous RTT ranking
 
 	view atomic.Pointer[View]
 
@@ -63,12 +70,14 @@ type Node struct {
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
 	certs   *certs.Manager
+	access  accessLog
 	servers []*http.Server
 	bound   map[string]net.Addr // listener kind/address → bound address
 
 	ready    atomic.Bool
 	draining atomic.Bool
 	drained  atomic.Bool                     // an operator drained this node (anycast.go)
+	synced   atomic.Bool                     // the fleet state was read from etcd once (anycast.go)
 	anycast  atomic.Pointer[anycast.Anycast] // nil without a bgp section
 	kick     chan struct{}
 	cancel   context.CancelFunc
@@ -93,6 +102,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		rttPrev: map[string][]int{},
 		kick:    make(chan struct{}, 1),
 		bound:   map[string]net.Addr{},
+		cfgHash: configHash(cfg),
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
@@ -146,6 +156,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
 	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	out, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return err
+	}
+	n.access.set(n, out)
 
 	n.mu.Lock()
 	err = n.rebuildLocked()
@@ -156,31 +171,59 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.health.Start(ctx); err != nil {
 		return fmt.Errorf("starting health checks: %w", err)
 	}
+	if err := n.startFleet(ctx, cfg); err != nil {
+		return err
+	}
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
 	if err := n.startAnycast(ctx); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
+	go n.followState(ctx)
 	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
 	return nil
 }
 
 func (n *Node) openState(cfg *config.Config) error {
-	if cfg.State.Backend != "" && cfg.State.Backend != "file" {
+	var st state.Store
+	switch cfg.State.Backend {
+	case "", "file":
+		fst, err := state.OpenFile(cfg.State.Path, state.FileOptions{Now: n.now, Logger: n.opts.Logger})
+		if err != nil {
+			return fmt.Errorf("opening state: %w", err)
+		}
+		st = fst
+	case "etcd":
+		est, err := n.openEtcdState(cfg)
+		if est != nil {
+			n.store = est
+		}
+		if err != nil {
+			return fmt.Errorf("opening state: %w", err)
+		}
+		st = est
+	default:
 		return fmt.Errorf("state backend %q is not available in this build", cfg.State.Backend)
-	}
-	st, err := state.OpenFile(cfg.State.Path, state.FileOptions{Now: n.now, Logger: n.opts.Logger})
-	if err != nil {
-		return fmt.Errorf("opening state: %w", err)
 	}
 	n.store = st
 	snap, err := st.Load()
 	if err != nil {
 		return fmt.Errorf("loading state: %w", err)
+	}
+	_, drained := snap.Drained[cfg.Node.Name]
+	n.drained.Store(drained) // anycast.go
+	if n.etcdStore != nil {
+		// The fleet's state is shared: a node never rewrites it to fit
+		// its own config, it only leaves out what it does not know.
+		for _, w := range state.Prune(&snap, serviceRegions(cfg), regionNames(cfg)) {
+			n.log.Warn("ignoring part of the fleet state", "reason", w)
+		}
+		n.st = snap
+		return nil
 	}
 	if warnings := state.Prune(&snap, serviceRegions(cfg), regionNames(cfg)); len(warnings) > 0 {
 		for _, w := range warnings {
@@ -195,8 +238,6 @@ func (n *Node) openState(cfg *config.Config) error {
 		}
 	}
 	n.st = snap
-	_, drained := snap.Drained[cfg.Node.Name]
-	n.drained.Store(drained)
 	return nil
 }
 
@@ -212,7 +253,7 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-n.kick:
 		case <-t.C:
-			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() {
+			if v := n.view.Load(); v != nil && v.Health == n.health.Snapshot() && !n.fleetMoved(v) {
 				continue
 			}
 		}
@@ -319,6 +360,10 @@ func (n *Node) stop() {
 	}
 	n.wg.Wait()
 	n.stopAnycast()
+	n.access.close(n)
+	if n.members != nil {
+		n.members.Stop()
+	}
 	if n.certs != nil {
 		n.certs.Stop()
 	}
@@ -328,6 +373,9 @@ func (n *Node) stop() {
 	if n.store != nil {
 		_ = n.store.Close()
 		n.store = nil
+	}
+	if n.etcd != nil {
+		_ = n.etcd.Close()
 	}
 	if n.geo != nil {
 		_ = n.geo.Close()

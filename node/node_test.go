@@ -241,7 +241,7 @@ func TestMetricsLint(t *testing.T) {
 	}
 	want := []string{"meridian_build_info", "meridian_service_dial", "meridian_config_reloads_total",
 		"meridian_region_up", "meridian_endpoint_up", "meridian_health_checks_total", "meridian_dns_queries_total",
-		"meridian_dns_answers_total"}
+		"meridian_dns_answers_total", "meridian_region_override", "meridian_dns_request_duration_seconds"}
 	have := map[string]bool{}
 	for _, mf := range mustGather(t, tn) {
 		have[mf.GetName()] = true

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/anycast"
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/state"
@@ -44,6 +47,9 @@ type RegionView struct {
 	Effective bool           `json:"effective_up"`
 	RTTMillis float64        `json:"rtt_ms"`
 	Endpoints []EndpointView `json:"endpoints"`
+	// Fleet is the fleet's view of the region, which DNS answers use
+	// under fleet.health quorum; absent for a node alone.
+	Fleet *fleet.Verdict `json:"fleet,omitempty"`
 }
 
 // EndpointView is one endpoint's last check.
@@ -65,6 +71,9 @@ type StatusView struct {
 	Ready      bool         `json:"ready"`
 	Geo        string       `json:"geoip"`
 	Regions    []RegionView `json:"regions"`
+	State      StateView    `json:"state"`
+	Health     string       `json:"fleet_health"` // fleet.health: local or quorum
+
 	// Drained is set while an operator has drained this node.
 	Drained *DrainView `json:"drained,omitempty"`
 	// BGP is the anycast state: sessions, prefixes, self-check; absent
@@ -81,6 +90,8 @@ func (n *Node) Status() StatusView {
 		Uptime:     n.now().Sub(n.started).Round(time.Second).String(),
 		Generation: v.Generation,
 		Ready:      n.Ready(),
+		State:      n.StateStatus(),
+		Health:     v.Config.Fleet.Health,
 	}
 	if v.Geo != nil {
 		sv.Geo = v.Geo.Description()
@@ -104,6 +115,10 @@ func regionView(v *View, i int) RegionView {
 		Override:  pr.Override.String(),
 		Effective: pr.Override == policy.ForceUp || (pr.Override == policy.Auto && pr.Up),
 		RTTMillis: ms(pr.RTT),
+	}
+	if i < len(v.Fleet) {
+		f := v.Fleet[i]
+		rv.Fleet = &f
 	}
 	for k, e := range cr.Endpoints {
 		ev := EndpointView{Endpoint: endpointName(e.URL, e.Address, e.Hostname), Up: true}
@@ -156,18 +171,36 @@ func serviceView(v *View, j int) ServiceView {
 		Name: cs.Name, Hostnames: cs.Hostnames, Mode: cs.Mode, Policy: cs.Policy,
 		Degraded: v.Degraded[j],
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%d|%s", v.Generation, cs.Name)
 	for p, ri := range ps.Regions {
 		r := &v.Policy.Regions[ri]
 		eligible := ps.Dials[p] > 0 && r.Override != policy.ForceDown && (r.Up || r.Override == policy.ForceUp)
 		sv.Regions = append(sv.Regions, ServiceRegionView{
 			Name: r.Name, Dial: ps.Dials[p], Up: r.Up, Override: r.Override.String(), Eligible: eligible,
 		})
-		fmt.Fprintf(h, "|%s=%d/%s", r.Name, ps.Dials[p], r.Override)
 	}
-	sv.ETag = `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
+	sv.ETag = etagOf(cs, v.State)
 	return sv
+}
+
+// etagOf is a service's ETag: a digest of its regions' dials and overrides
+// in the operator state st, over the config's initial dials. It depends on
+// nothing local to a node, so it is the same on every node of a fleet that
+// holds the same state, and If-Match holds fleet-wide.
+func etagOf(cs *config.Service, st state.Snapshot) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s", cs.Name)
+	for _, r := range cs.Regions {
+		d, ok := st.Dial(cs.Name, r)
+		if !ok {
+			d = cs.DialFor(r)
+		}
+		o := st.Overrides[r]
+		if o == "" {
+			o = state.OverrideAuto
+		}
+		fmt.Fprintf(h, "|%s=%d/%s", r, d, o)
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
 }
 
 // Actor is who asks for a change: the admin token's name and the reason
@@ -217,6 +250,12 @@ func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, wh
 		})
 	}
 	if err := n.changeLocked(func(s *state.Snapshot) error {
+		// Checked again on the state the store is about to change, which
+		// with etcd may be newer than this node's view: If-Match holds
+		// across the fleet.
+		if ifMatch != "" && ifMatch != etagOf(cs, *s) {
+			return errorf(ErrPrecondition, "service %q changed since %s", service, ifMatch)
+		}
 		if s.Dials == nil {
 			s.Dials = map[string]map[string]int{}
 		}
@@ -269,7 +308,15 @@ func (n *Node) SetOverride(region, health string, who Actor) (RegionView, error)
 // changeLocked makes a change durable in the state store, then rebuilds
 // and publishes the snapshot. n.mu must be held.
 func (n *Node) changeLocked(fn func(*state.Snapshot) error, audit ...state.AuditEntry) error {
+	for i := range audit {
+		if audit[i].Node == "" {
+			audit[i].Node = n.cfg.Node.Name
+		}
+	}
 	st, err := n.store.Update(fn, audit...)
+	if errors.Is(err, ErrUnavailable) {
+		return err // "state backend unavailable: …", answered 503
+	}
 	if err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}

@@ -25,11 +25,20 @@ func (n *Node) Reload(who Actor) error {
 		n.log.Error("config reload refused; the old config keeps serving", "err", err)
 		return errorf(ErrInvalid, "%s", err.Error())
 	}
-	if err := n.apply(cfg, who); err != nil {
+	// Opened before anything changes, so that a path that cannot be
+	// written refuses the reload; reopened on every reload, for rotation.
+	out, err := openAccessLog(cfg.AccessLog.Path)
+	if err == nil {
+		if err = n.apply(cfg, who); err != nil && out != nil {
+			closeWriter(out)
+		}
+	}
+	if err != nil {
 		n.m.reloads.WithLabelValues("error").Inc()
 		n.log.Error("config reload refused; the old config keeps serving", "err", err)
 		return errorf(ErrInvalid, "%s", err.Error())
 	}
+	n.access.set(n, out)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
 }
@@ -55,11 +64,11 @@ func (n *Node) apply(cfg *config.Config, who Actor) error {
 		n.geo, n.geoPath = db, cfg.GeoIP.Database
 	}
 	n.health.Update(cfg.Regions)
-	n.cfg = cfg
+	n.cfg, n.cfgHash = cfg, configHash(cfg)
 	n.gen++
 	if err := n.rebuildLocked(); err != nil {
 		// Put everything back as it was.
-		n.cfg = old
+		n.cfg, n.cfgHash = old, configHash(old)
 		n.gen--
 		if n.geo != oldGeo {
 			_ = n.geo.Close()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ type ShiftRequest struct {
 type shifts struct {
 	windows   map[string]*shiftWindow // shift id → its current step's window
 	rollbacks *prometheus.CounterVec
+
+	lockMu sync.Mutex           // guards locks
+	locks  map[string]time.Time // fleet: shift id → until when its held lock is trusted
 }
 
 var shiftStepDesc = prometheus.NewDesc("meridian_shift_step",
@@ -43,6 +47,7 @@ var shiftStepDesc = prometheus.NewDesc("meridian_shift_step",
 func newShifts(n *Node) *shifts {
 	s := &shifts{
 		windows: map[string]*shiftWindow{},
+		locks:   map[string]time.Time{},
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_shift_rollbacks_total",
 			Help: "Shifts rolled back to their start dial because the guard was breached.",

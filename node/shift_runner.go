@@ -29,9 +29,9 @@ const (
 type shiftWindow struct {
 	step    int
 	started time.Time
-	base    shift.Counters  // gaining regions' counters when the step began
-	wasUp   map[string]bool // gaining regions serving when the step began
-	retryAt time.Time       // after a failed save, not before
+	baseBy  map[string]shift.Counters // by node: gaining regions' counters when the step began (or the node was first seen)
+	wasUp   map[string]bool           // gaining regions serving when the step began
+	retryAt time.Time                 // after a failed save, not before
 }
 
 // runShifts judges running shifts every shiftTick until ctx ends.
@@ -44,7 +44,7 @@ func (n *Node) runShifts(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.tickShifts()
+			n.tickShifts(ctx)
 		}
 	}
 }
@@ -53,10 +53,15 @@ func (n *Node) runShifts(ctx context.Context) {
 // With no shift running it takes no lock. Until the first round of health
 // checks is done (after a restart) region health means nothing yet, so
 // nothing is judged.
-func (n *Node) tickShifts() {
-	if v := n.View(); v == nil || !hasRunning(v.State.Shifts) || !n.health.Ready() {
+func (n *Node) tickShifts(ctx context.Context) {
+	v := n.View()
+	if v == nil || !hasRunning(v.State.Shifts) || !n.health.Ready() {
+		if n.members != nil && v != nil {
+			n.runnableShifts(ctx, v.State.Shifts) // releases the locks of ended shifts
+		}
 		return
 	}
+	mine := n.runnableShifts(ctx, v.State.Shifts)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.store == nil {
@@ -68,6 +73,10 @@ func (n *Node) tickShifts() {
 			continue
 		}
 		live[sh.ID] = true
+		if !mine[sh.ID] {
+			delete(n.shifts.windows, sh.ID) // another node runs it
+			continue
+		}
 		n.tickShiftLocked(sh)
 	}
 	for id := range n.shifts.windows {
@@ -193,11 +202,12 @@ func (n *Node) newWindowLocked(sh *state.Shift, now time.Time) *shiftWindow {
 		return w
 	}
 	cs := &v.Config.Services[j]
-	for _, r := range shift.Gaining(cs.Regions, sh.Region, shift.PrevDial(sh), shift.Dial(sh)) {
+	gaining := shift.Gaining(cs.Regions, sh.Region, shift.PrevDial(sh), shift.Dial(sh))
+	for _, r := range gaining {
 		w.wasUp[r] = n.servingLocked(v, r)
-		if cs.Mode == "proxy" {
-			w.base.Add(n.RegionStats(cs.Name, r))
-		}
+	}
+	if cs.Mode == "proxy" {
+		w.baseBy = n.guardCounters(cs.Name, gaining)
 	}
 	return w
 }
@@ -215,11 +225,7 @@ func (n *Node) judgeLocked(v *View, cs *config.Service, sh *state.Shift, w *shif
 	if cs.Mode != "proxy" {
 		return shift.JudgeHealth(sh.Hold, elapsed, hs)
 	}
-	var cur shift.Counters
-	for _, r := range gaining {
-		cur.Add(n.RegionStats(cs.Name, r))
-	}
-	return shift.JudgeProxy(sh.Guard, sh.Hold, elapsed, cur.Sub(w.base), hs)
+	return shift.JudgeProxy(sh.Guard, sh.Hold, elapsed, w.window(n.guardCounters(cs.Name, gaining)), hs)
 }
 
 // servingLocked reports whether a region may take traffic: up by its

@@ -6,6 +6,7 @@ import (
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
+	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/geo"
 	"github.com/meridian-edge/meridian/health"
 	"github.com/meridian-edge/meridian/policy"
@@ -25,6 +26,13 @@ type View struct {
 	// Degraded per service index: a region of the service is down or
 	// forced, or a shift runs on it.
 	Degraded []bool
+	// Fleet is the fleet's view of every region (config order); nil for a
+	// node alone or while the member list is stale.
+	Fleet []fleet.Verdict
+	// DNSPolicy is what DNS answers use: Policy with each region's health
+	// replaced by the fleet's verdict under fleet.health quorum; Policy
+	// itself otherwise.
+	DNSPolicy *policy.Snapshot
 }
 
 // View returns the current view; nil before Start.
@@ -77,8 +85,14 @@ func (n *Node) rebuildLocked() error {
 	if err != nil {
 		return fmt.Errorf("building policy snapshot: %w", err)
 	}
-	v.Policy = ps
-	if err := n.dns.Update(dnsserver.Input{Config: cfg, Geo: n.geo, Policy: ps, Health: hs, Degraded: v.Degraded}); err != nil {
+	v.Policy, v.DNSPolicy = ps, ps
+	v.Fleet = n.fleetVerdicts(regions)
+	if dr, differs := n.dnsRegions(regions, v.Fleet); differs {
+		if v.DNSPolicy, err = policy.NewSnapshot(dr, services, node); err != nil {
+			return fmt.Errorf("building the fleet's policy snapshot: %w", err)
+		}
+	}
+	if err := n.dns.Update(dnsserver.Input{Config: cfg, Geo: n.geo, Policy: v.DNSPolicy, Health: hs, Degraded: v.Degraded}); err != nil {
 		return fmt.Errorf("updating dns answers: %w", err)
 	}
 	if err := n.proxy.Update(proxy.Input{Config: cfg, Geo: n.geo, Policy: ps, Health: hs, Degraded: v.Degraded}); err != nil {

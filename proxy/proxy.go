@@ -48,8 +48,9 @@ type Proxy struct {
 	met         *metrics
 	rp          httputil.ReverseProxy
 
-	tab  atomic.Pointer[table]
-	pool sync.Pool // *exchange
+	tab    atomic.Pointer[table]
+	pool   sync.Pool // *exchange
+	access atomic.Pointer[AccessLog]
 
 	mu        sync.Mutex // serialises Update and Close
 	services  map[string]*serviceState
@@ -105,6 +106,11 @@ func (p *Proxy) Close() {
 		st.fast.closeIdle()
 	}
 }
+
+// SetAccessLog makes every request finished from now on write its line to
+// a; nil turns the access log off. The caller closes the AccessLog it
+// replaces.
+func (p *Proxy) SetAccessLog(a *AccessLog) { p.access.Store(a) }
 
 // ServeHTTP steers one request: route by Host, decide the regions, forward
 // with retries and failover.
@@ -181,7 +187,11 @@ func (p *Proxy) finish(ex *exchange) {
 		// The handler never got to a status: the client went away.
 		ex.code = statusClientClosed
 	}
-	elapsed := p.now().Sub(ex.start)
+	end := p.now()
+	elapsed := end.Sub(ex.start)
+	if al := p.access.Load(); al != nil {
+		al.record(ex, end, elapsed)
+	}
 	if ex.ep != nil {
 		ex.ep.st.inflight.Add(-1)
 		rm := ex.svc.rm[ex.ep.region.idx]

@@ -81,6 +81,7 @@ type AuditEntry struct {
 	Old    string    `json:"old"`
 	New    string    `json:"new"`
 	Reason string    `json:"reason,omitempty"`
+	Node   string    `json:"node,omitempty"` // the node that took the change (a fleet)
 }
 
 // Snapshot is the whole operator state as a value. Stores hand out deep

@@ -29,6 +29,7 @@ subcommands:
   drain [--reason TEXT]                         take this node out of service: readiness 503, bgp prefixes
                                                 withdrawn at once; it keeps answering; survives a restart
   undrain [--reason TEXT]                       put it back: announced again once ready and self-checked
+  nodes                                         the fleet's live nodes: version, readiness, config, regions they see down
 
 flags (before or after the subcommand and its arguments):
   --admin URL            admin API address (default http://127.0.0.1:9053)
@@ -79,6 +80,7 @@ var ctlCommands = []ctlCommand{
 	{name: "abort", args: []string{"SERVICE", "SHIFT_ID"}, flags: []string{"reason"}, run: ctlAbort},
 	{name: "drain", flags: []string{"reason"}, run: ctlDrain}, // ctl_drain.go
 	{name: "undrain", flags: []string{"reason"}, run: ctlUndrain},
+	{name: "nodes", run: ctlNodes},
 }
 
 // globalCtlFlags apply to every subcommand.

@@ -93,6 +93,9 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if st.Geo != "" {
 		t.row("geoip\t%s", st.Geo)
 	}
+	if st.State.Backend != "" {
+		t.row("state\t%s", stateLine(&st.State))
+	}
 	t.row("")
 	if err := t.flush(); err != nil {
 		return err
@@ -217,9 +220,9 @@ func printAudit(out io.Writer, entries []state.AuditEntry) error {
 		return printf(out, "no changes recorded\n")
 	}
 	t := newTable(out)
-	t.row("TIME\tTOKEN\tACTION\tTARGET\tOLD\tNEW\tREASON")
+	t.row("TIME\tNODE\tTOKEN\tACTION\tTARGET\tOLD\tNEW\tREASON")
 	for _, e := range entries {
-		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), orDash(e.Token),
+		t.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), orDash(e.Node), orDash(e.Token),
 			e.Action, e.Target, orDash(oneLine(e.Old)), orDash(oneLine(e.New)), orDash(oneLine(e.Reason)))
 	}
 	return t.flush()

@@ -65,6 +65,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&addrs.http, "http", "127.0.0.1:8080", "proxy listen address")
 	fs.StringVar(&addrs.admin, "admin", config.DefaultAdminListen, "admin API listen address")
 	regionPort := fs.Int("region-port", 9100, "port of the simulated regions on 127.0.1.1, 127.0.2.1 and 127.0.3.1")
+	fleet := fs.Bool("fleet", false, "run three nodes sharing a local etcd (needs an etcd binary on PATH)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -116,6 +117,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meridian demo:", err)
 		return 1
 	}
+	if *fleet {
+		return demoFleet(dir, token, addrs, log, stdout, stderr)
+	}
 	path := filepath.Join(dir, "demo.yaml")
 	text := demoYAML(filepath.Join(dir, "state.json"), addrs)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -140,7 +144,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		printDemo(stdout, token, selfCommand(), addrs)
 	}()
-	if code := serve(n, log); code != 0 {
+	if code := serve(n, log, nil); code != 0 {
 		fmt.Fprintln(stderr, "meridian demo: if an address is taken (port 5353 often is, by mDNS), choose others with --dns, --http and --admin")
 		return code
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/internal/sdnotify"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/node"
 )
@@ -129,7 +130,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "", "config file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text or json")
+	format := fs.String("log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	if done, code := parseFlags(fs, args, runUsage, stdout, stderr); done {
 		return code
 	}
@@ -157,11 +158,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Error("preparing node", "err", err)
 		return 1
 	}
-	return serve(n, log)
+	return serve(n, log, systemdNotifier(log))
 }
 
 // serve starts n and runs it until SIGTERM or SIGINT; SIGHUP reloads.
-func serve(n *node.Node, log *slog.Logger) int {
+// sd (nil: none) tells systemd when the node is ready, reloading and
+// stopping.
+func serve(n *node.Node, log *slog.Logger, sd *sdnotify.Notifier) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Signals are caught before the node starts: once it answers on its
@@ -173,13 +176,17 @@ func serve(n *node.Node, log *slog.Logger) int {
 		log.Error("starting node", "err", err)
 		return 1
 	}
+	notify(log, sd.Ready)
 	for s := range sig {
 		if s == syscall.SIGHUP {
+			notify(log, sd.Reloading)
 			if err := n.Reload(node.Actor{Token: "signal", Reason: "SIGHUP"}); err != nil {
 				log.Error("reload refused", "err", err)
 			}
+			notify(log, sd.Ready)
 			continue
 		}
+		notify(log, sd.Stopping)
 		log.Info("shutting down", "signal", s.String())
 		done := make(chan error, 1)
 		go func() { done <- n.Shutdown(ctx) }()
@@ -200,21 +207,6 @@ func serve(n *node.Node, log *slog.Logger) int {
 		}
 	}
 	return 0
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("bad --log-level %q", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("bad --log-format %q", format)
 }
 
 // waitTimeout is how long ctl waits for a node to answer.
