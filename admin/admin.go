@@ -63,10 +63,11 @@ func New(b Backend, cfg config.Admin, opts Options) http.Handler {
 }
 
 // call is what a handler gets beside the request: the path parameters and
-// the name of the token that authorised it.
+// the name and role of the token that authorised it.
 type call struct {
 	params map[string]string
 	token  string
+	write  bool
 }
 
 // actor is who makes a change: the token's name and the reason given.
@@ -135,14 +136,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow = append(allow, rt.method)
 			continue
 		}
-		token, err := a.authorize(r, rt.write)
+		k, err := a.authorize(r, rt.write)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		if err := rt.handle(w, r, call{params: params, token: token}); err != nil {
+		if err := rt.handle(w, r, call{params: params, token: k.name, write: k.write}); err != nil {
 			a.writeError(w, r, err)
 		}
+		return
+	}
+	if len(allow) == 0 && serveDashboard(w, r) {
 		return
 	}
 	if len(allow) > 0 {

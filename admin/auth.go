@@ -79,27 +79,27 @@ func sameTokens(a, b []config.Token) bool {
 	return len(a) == 0 || &a[0] == &b[0]
 }
 
-// authorize checks r's bearer token and returns the token's name. A
-// missing or unknown token is 401; a read token on a change is 403.
-func (a *API) authorize(r *http.Request, needWrite bool) (string, error) {
+// authorize checks r's bearer token and returns the token. A missing or
+// unknown token is 401; a read token on a change is 403.
+func (a *API) authorize(r *http.Request, needWrite bool) (key, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", apiErrorf(http.StatusUnauthorized, "missing bearer token")
+		return key{}, apiErrorf(http.StatusUnauthorized, "missing bearer token")
 	}
 	scheme, secret, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return "", apiErrorf(http.StatusUnauthorized, "authorization must be a bearer token")
+		return key{}, apiErrorf(http.StatusUnauthorized, "authorization must be a bearer token")
 	}
 	secret = strings.TrimSpace(secret)
 	if secret == "" {
-		return "", apiErrorf(http.StatusUnauthorized, "missing bearer token")
+		return key{}, apiErrorf(http.StatusUnauthorized, "missing bearer token")
 	}
 	k, ok := a.keys.get().lookup(secret)
 	if !ok {
-		return "", apiErrorf(http.StatusUnauthorized, "invalid token")
+		return key{}, apiErrorf(http.StatusUnauthorized, "invalid token")
 	}
 	if needWrite && !k.write {
-		return "", apiErrorf(http.StatusForbidden, "token %q is read-only; this change needs a write token", k.name)
+		return key{}, apiErrorf(http.StatusForbidden, "token %q is read-only; this change needs a write token", k.name)
 	}
-	return k.name, nil
+	return k, nil
 }

@@ -45,6 +45,21 @@ type ReloadRequest struct {
 	Reason string `json:"reason"`
 }
 
+// WhoAmIBody is the answer of GET /v1/whoami: the token a request carried.
+type WhoAmIBody struct {
+	Name string `json:"name"`
+	Role string `json:"role"` // read or write
+}
+
+func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c call) error {
+	role := "read"
+	if c.write {
+		role = "write"
+	}
+	writeJSON(w, http.StatusOK, WhoAmIBody{Name: c.token, Role: role})
+	return nil
+}
+
 func (a *API) status(w http.ResponseWriter, _ *http.Request, _ call) error {
 	writeJSON(w, http.StatusOK, a.b.Status())
 	return nil

@@ -7,6 +7,7 @@ import "net/http"
 func (a *API) routeTable() []route {
 	return []route{
 		get("/v1/status", a.status),
+		get("/v1/whoami", a.whoami),
 		get("/v1/services", a.services),
 		get("/v1/services/{service}", a.service),
 		change(http.MethodPatch, "/v1/services/{service}/dials", a.setDials),
@@ -20,5 +21,9 @@ func (a *API) routeTable() []route {
 		change(http.MethodPost, "/v1/node/drain", a.drain), // drain.go
 		change(http.MethodPost, "/v1/node/undrain", a.undrain),
 		get("/v1/nodes", a.nodes),
+		change(http.MethodPost, "/v1/services/{service}/failovers", a.startFailover),
+		get("/v1/services/{service}/failovers", a.listFailovers),
+		change(http.MethodPost, "/v1/services/{service}/drills", a.startDrill),
+		get("/v1/services/{service}/drills", a.listDrills),
 	}
 }

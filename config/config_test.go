@@ -38,6 +38,8 @@ func TestLoadFull(t *testing.T) {
 		HTTP:  []string{"127.0.0.1:8080"},
 		HTTPS: []string{"127.0.0.1:8443"},
 		Admin: "127.0.0.1:9054",
+		Connections: Connections{Max: 5000, MaxPerSource: 0, IdleTimeout: Duration(time.Minute),
+			BusyIdleTimeout: Duration(2 * time.Second), BusyAt: 90},
 	})
 	check("geoip", c.GeoIP.Database, "/var/lib/meridian/GeoLite2-City.mmdb")
 	// relative to the config's folder, like every path the config names
@@ -217,9 +219,12 @@ func TestDefaults(t *testing.T) {
 			Drain:           Duration(5 * time.Second),
 			ShutdownTimeout: Duration(30 * time.Second),
 		},
-		Listen: Listen{Admin: "127.0.0.1:9053"},
-		State:  State{Backend: "file", Path: "meridian-state.json"},
-		Fleet:  Fleet{NodeTTL: Duration(10 * time.Second), Health: "local", Quorum: 0.5},
+		Listen: Listen{Admin: "127.0.0.1:9053", Connections: Connections{
+			Max: DefaultMaxConnections, MaxPerSource: DefaultMaxConnectionsPerSource, IdleTimeout: Duration(DefaultIdleTimeout),
+			BusyIdleTimeout: Duration(DefaultBusyIdleTimeout), BusyAt: DefaultBusyAt,
+		}},
+		State: State{Backend: "file", Path: "meridian-state.json"},
+		Fleet: Fleet{NodeTTL: Duration(10 * time.Second), Health: "local", Quorum: 0.5},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{

@@ -31,6 +31,12 @@ const (
 	DefaultSOARefresh      = 7200
 	DefaultSOARetry        = 3600
 	DefaultSOAExpire       = 1209600
+
+	DefaultMaxConnections          = 20000
+	DefaultMaxConnectionsPerSource = 256
+	DefaultIdleTimeout             = 120 * time.Second
+	DefaultBusyIdleTimeout         = 5 * time.Second
+	DefaultBusyAt                  = 80
 )
 
 // DefaultRetryOn is the retry_on list of a service that sets none.
@@ -101,6 +107,14 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	setDuration(&c.Node.Drain, pos, "node.drain", DefaultDrain)
 	setDuration(&c.Node.ShutdownTimeout, pos, "node.shutdown_timeout", DefaultShutdownTimeout)
 	setString(&c.Listen.Admin, DefaultAdminListen)
+	lc := &c.Listen.Connections
+	setInt(&lc.Max, pos, "listen.connections.max", DefaultMaxConnections)
+	setInt(&lc.MaxPerSource, pos, "listen.connections.max_per_source", DefaultMaxConnectionsPerSource)
+	setDuration(&lc.IdleTimeout, pos, "listen.connections.idle_timeout", DefaultIdleTimeout)
+	setDuration(&lc.BusyIdleTimeout, pos, "listen.connections.busy_idle_timeout", DefaultBusyIdleTimeout)
+	if !pos.set("listen.connections.busy_at") && lc.BusyAt == 0 {
+		lc.BusyAt = DefaultBusyAt
+	}
 
 	if a := c.TLS.ACME; a != nil {
 		setString(&a.CA, DefaultACMECA)
@@ -131,6 +145,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	for i := range c.Services {
 		serviceDefaults(&c.Services[i], pos, itemPath("services", i))
 	}
+	failoverDefaults(c, pos)
 }
 
 func regionDefaults(r *Region, pos *positions, p string) {

@@ -49,6 +49,20 @@ type Listen struct {
 	HTTP  []string `yaml:"http"`  // host:port
 	HTTPS []string `yaml:"https"` // host:port, needs TLS
 	Admin string   `yaml:"admin"` // host:port; default 127.0.0.1:9053
+
+	Connections Connections `yaml:"connections"` // limits of the http and https listeners
+}
+
+// Connections bounds the client connections of the http and https
+// listeners together.
+type Connections struct {
+	Max          int `yaml:"max"`            // default 20000
+	MaxPerSource int `yaml:"max_per_source"` // one IPv4 address or IPv6 /64; default 256; 0: no limit
+	// IdleTimeout closes keep-alive connections that carry no request;
+	// default 120s. Above BusyAt of Max it is BusyIdleTimeout instead.
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	BusyIdleTimeout Duration `yaml:"busy_idle_timeout"` // default 5s
+	BusyAt          Percent  `yaml:"busy_at"`           // default 80%
 }
 
 // GeoIP selects the GeoIP database.
@@ -126,6 +140,10 @@ type Region struct {
 	Endpoints  []Endpoint `yaml:"endpoints"`
 	Health     Health     `yaml:"health"`
 	MinHealthy int        `yaml:"min_healthy"` // default 1
+	// Replication and Promote describe the region's data replica (SPEC
+	// section 10); nil when not set.
+	Replication *Replication `yaml:"replication"`
+	Promote     *Promote     `yaml:"promote"`
 
 	Line int `yaml:"-"` // line of the region in its file
 }
@@ -195,6 +213,10 @@ type Service struct {
 	Answers     int            `yaml:"answers"`      // default 1
 	Salt        string         `yaml:"salt"`         // per-service hashing salt; default the service name
 	Proxy       Proxy          `yaml:"proxy"`
+	// Writes and Failover are the single-writer settings (SPEC section
+	// 10); nil when not set.
+	Writes   *Writes   `yaml:"writes"`
+	Failover *Failover `yaml:"failover"`
 
 	Line int `yaml:"-"`
 }

@@ -58,6 +58,7 @@ func (v *validator) config(c *Config) {
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)
+	v.failover(c)
 	v.bgp(c)
 }
 
@@ -136,6 +137,29 @@ func (v *validator) listen(c *Config) {
 	check("listen.admin", l.Admin)
 	if len(l.HTTPS) > 0 && len(c.TLS.Certificates) == 0 && c.TLS.ACME == nil {
 		v.add("listen.https", "listen.https needs tls.certificates or tls.acme")
+	}
+	v.connections(&l.Connections)
+}
+
+// connections checks the client connection limits.
+func (v *validator) connections(lc *Connections) {
+	const p = "listen.connections."
+	if lc.Max < 1 {
+		v.add(p+"max", "listen.connections.max must be at least 1, got %d", lc.Max)
+	}
+	switch {
+	case lc.MaxPerSource < 0:
+		v.add(p+"max_per_source", "listen.connections.max_per_source must not be negative (0 turns it off), got %d", lc.MaxPerSource)
+	case lc.Max >= 1 && lc.MaxPerSource > lc.Max:
+		v.add(p+"max_per_source", "listen.connections.max_per_source %d is above listen.connections.max %d (0 turns it off)", lc.MaxPerSource, lc.Max)
+	}
+	v.positive(p+"idle_timeout", "listen.connections.idle_timeout", lc.IdleTimeout)
+	v.positive(p+"busy_idle_timeout", "listen.connections.busy_idle_timeout", lc.BusyIdleTimeout)
+	if lc.BusyIdleTimeout > lc.IdleTimeout && lc.IdleTimeout > 0 {
+		v.add(p+"busy_idle_timeout", "listen.connections.busy_idle_timeout %s is longer than listen.connections.idle_timeout %s", lc.BusyIdleTimeout, lc.IdleTimeout)
+	}
+	if !(lc.BusyAt > 0 && lc.BusyAt <= 100) {
+		v.add(p+"busy_at", "listen.connections.busy_at must be within 1%%..100%%, got %s", lc.BusyAt)
 	}
 }
 

@@ -50,6 +50,41 @@ services:
 			`4: listen.https needs tls.certificates or tls.acme`,
 			`5: listen.admin: address 127.0.0.1:5353 is already used by listen.dns[0]`,
 		},
+	}, {
+		name: "connection limits",
+		yaml: `listen:
+  connections:
+    max: 0
+    max_per_source: -1
+    idle_timeout: 0s
+    busy_idle_timeout: -1s
+    busy_at: 120%
+` + regionR1 + zonesAndService,
+		want: []string{
+			`3: listen.connections.max must be at least 1, got 0`,
+			`4: listen.connections.max_per_source must not be negative (0 turns it off), got -1`,
+			`5: listen.connections.idle_timeout must be positive, got 0s`,
+			`6: listen.connections.busy_idle_timeout must be positive, got -1s`,
+			`7: listen.connections.busy_at must be within 1%..100%, got 120%`,
+		},
+	}, {
+		name: "connection limits that contradict",
+		yaml: `listen:
+  connections: {max: 100, max_per_source: 200, idle_timeout: 10s, busy_idle_timeout: 30s}
+` + regionR1 + zonesAndService,
+		want: []string{
+			`2: listen.connections.max_per_source 200 is above listen.connections.max 100 (0 turns it off)`,
+			`2: listen.connections.busy_idle_timeout 30s is longer than listen.connections.idle_timeout 10s`,
+		},
+	}, {
+		name: "unknown connection key",
+		yaml: `listen:
+  connections:
+    max_conns: 10
+` + regionR1 + zonesAndService,
+		want: []string{
+			`3: unknown key "max_conns" in listen.connections`,
+		},
 	}})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/internal/version"
+	"github.com/meridian-edge/meridian/proxy"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -135,14 +136,16 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 		srv.TLSConfig = tc
 		ln = tls.NewListener(ln, tc)
 	}
-	n.servers = append(n.servers, srv)
 	n.setBound(kind, ln.Addr())
 	n.log.Info(strings.Split(kind, "/")[0]+" listening", "addr", ln.Addr().String(), "tls", tc != nil)
 	serve := srv.Serve
 	if kind != "admin" {
 		// http and https listeners: the proxy's fast path, which hands
-		// what it does not serve itself to srv.
+		// what it does not serve itself to srv; the proxy's Shutdown
+		// stops both.
 		serve = func(ln net.Listener) error { return n.proxy.Serve(ln, srv) }
+	} else {
+		n.servers = append(n.servers, srv)
 	}
 	n.wg.Add(1)
 	go func() {
@@ -152,6 +155,17 @@ func (n *Node) serve(kind, addr string, srv *http.Server, h http.Handler, tc *tl
 		}
 	}()
 	return nil
+}
+
+// connLimits are the proxy's connection limits from the listen section.
+func connLimits(c config.Connections) proxy.Limits {
+	return proxy.Limits{
+		Max:             c.Max,
+		MaxPerSource:    c.MaxPerSource,
+		IdleTimeout:     c.IdleTimeout.D(),
+		BusyIdleTimeout: c.BusyIdleTimeout.D(),
+		BusyAt:          c.BusyAt.Fraction(),
+	}
 }
 
 func (n *Node) setBound(kind string, a net.Addr) {

@@ -66,6 +66,7 @@ type Node struct {
 	view atomic.Pointer[View]
 
 	shifts *shifts // running shifts' windows (guarded by mu) and metrics
+	fo     *failovers
 
 	dns     *dnsserver.Server
 	proxy   *proxy.Proxy
@@ -106,6 +107,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n.m = newMetrics(n)
 	n.shifts = newShifts(n)
+	n.fo = newFailovers(n)
 	return n, nil
 }
 
@@ -155,7 +157,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Unlock()
 
 	n.dns = dnsserver.New(dnsserver.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen})
-	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now})
+	n.proxy = proxy.New(proxy.Options{Logger: n.opts.Logger, Registerer: n.reg, FailOpen: n.m.failOpen, Reporter: n.health, Now: n.now,
+		Limits: connLimits(cfg.Listen.Connections)})
 	out, err := openAccessLog(cfg.AccessLog.Path)
 	if err != nil {
 		return err
@@ -180,10 +183,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startAnycast(ctx); err != nil {
 		return err
 	}
-	n.wg.Add(3)
+	n.fo.replicas.Start(ctx)
+	n.wg.Add(4)
 	go n.loop(ctx)
 	go n.runShifts(ctx)
 	go n.followState(ctx)
+	go n.runFailovers(ctx)
 	n.log.Info("node started", "name", cfg.Node.Name, "regions", len(cfg.Regions), "services", len(cfg.Services))
 	return nil
 }
@@ -317,6 +322,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	var errs []error
+	if n.proxy != nil {
+		if err := n.proxy.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
+		}
+	}
 	for _, s := range n.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
@@ -343,6 +353,11 @@ func (n *Node) Close() error {
 // closeListeners closes every HTTP server and the DNS listeners at once, so
 // that their serve goroutines end; safe after a partial start.
 func (n *Node) closeListeners() {
+	if n.proxy != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a done context closes every connection at once
+		_ = n.proxy.Shutdown(ctx)
+	}
 	for _, s := range n.servers {
 		_ = s.Close()
 	}
@@ -364,6 +379,7 @@ func (n *Node) stop() {
 	if n.members != nil {
 		n.members.Stop()
 	}
+	n.fo.replicas.Stop()
 	if n.certs != nil {
 		n.certs.Stop()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/internal/version"
 	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/replica"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -28,6 +29,9 @@ type ServiceView struct {
 	Degraded  bool                `json:"degraded"`
 	Regions   []ServiceRegionView `json:"regions"`
 	ETag      string              `json:"etag"`
+	// Writer is the writes primary of a service with writes or failover
+	// settings.
+	Writer string `json:"writer,omitempty"`
 }
 
 // ServiceRegionView is one region of a service.
@@ -50,6 +54,9 @@ type RegionView struct {
 	// Fleet is the fleet's view of the region, which DNS answers use
 	// under fleet.health quorum; absent for a node alone.
 	Fleet *fleet.Verdict `json:"fleet,omitempty"`
+	// Replica is the region's replica lag, for regions with
+	// replication.lag_url; Known is false while it cannot be read.
+	Replica *replica.Lag `json:"replica,omitempty"`
 }
 
 // EndpointView is one endpoint's last check.
@@ -97,7 +104,12 @@ func (n *Node) Status() StatusView {
 		sv.Geo = v.Geo.Description()
 	}
 	for i := range v.Config.Regions {
-		sv.Regions = append(sv.Regions, regionView(v, i))
+		rv := regionView(v, i)
+		if name := v.Config.Regions[i].Name; n.fo.replicas.Has(name) {
+			lag := n.fo.replicas.Lag(name)
+			rv.Replica = &lag
+		}
+		sv.Regions = append(sv.Regions, rv)
 	}
 	if dv := n.drainView(); dv.Drained {
 		sv.Drained = &dv
@@ -178,6 +190,12 @@ func serviceView(v *View, j int) ServiceView {
 			Name: r.Name, Dial: ps.Dials[p], Up: r.Up, Override: r.Override.String(), Eligible: eligible,
 		})
 	}
+	if cs.Writes != nil || cs.Failover != nil {
+		sv.Writer = cs.Primary()
+		if w, ok := v.State.Writers[cs.Name]; ok && contains(cs.Regions, w) {
+			sv.Writer = w
+		}
+	}
 	sv.ETag = etagOf(cs, v.State)
 	return sv
 }
@@ -199,6 +217,13 @@ func etagOf(cs *config.Service, st state.Snapshot) string {
 			o = state.OverrideAuto
 		}
 		fmt.Fprintf(h, "|%s=%d/%s", r, d, o)
+	}
+	if cs.Writes != nil || cs.Failover != nil { // the writes primary is part of the service's state
+		w := cs.Primary()
+		if sw, ok := st.Writers[cs.Name]; ok && contains(cs.Regions, sw) {
+			w = sw
+		}
+		fmt.Fprintf(h, "|writer=%s", w)
 	}
 	return `"` + hex.EncodeToString(h.Sum(nil)[:8]) + `"`
 }
@@ -238,6 +263,9 @@ func (n *Node) SetDials(service string, dials map[string]int, ifMatch string, wh
 		names = append(names, r)
 	}
 	if err := n.shiftConflictLocked(service, dials); err != nil {
+		return ServiceView{}, err
+	}
+	if err := n.freezeLocked(service); err != nil {
 		return ServiceView{}, err
 	}
 	sort.Strings(names)

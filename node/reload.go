@@ -64,6 +64,7 @@ func (n *Node) apply(cfg *config.Config, who Actor) error {
 		n.geo, n.geoPath = db, cfg.GeoIP.Database
 	}
 	n.health.Update(cfg.Regions)
+	n.fo.replicas.Update(cfg.Regions)
 	n.cfg, n.cfgHash = cfg, configHash(cfg)
 	n.gen++
 	if err := n.rebuildLocked(); err != nil {
@@ -75,6 +76,7 @@ func (n *Node) apply(cfg *config.Config, who Actor) error {
 			n.geo, n.geoPath = oldGeo, old.GeoIP.Database
 		}
 		n.health.Update(old.Regions)
+		n.fo.replicas.Update(old.Regions)
 		if rerr := n.rebuildLocked(); rerr != nil {
 			n.log.Error("restoring the old config", "err", rerr)
 		}

@@ -135,6 +135,9 @@ func (n *Node) StartShift(service string, req ShiftRequest, who Actor) (state.Sh
 	if err := shift.Validate(req.Steps, req.Hold, req.Guard); err != nil {
 		return state.Shift{}, errorf(ErrInvalid, "%s", err.Error())
 	}
+	if err := n.freezeLocked(service); err != nil {
+		return state.Shift{}, err
+	}
 	if sh := runningShift(n.st.Shifts, service, req.Region); sh != nil {
 		return state.Shift{}, errorf(ErrConflict, "shift %s is already running on %s/%s (step %d of %d); abort it first",
 			sh.ID, service, req.Region, sh.Step+1, len(sh.Steps))

@@ -102,6 +102,7 @@ func (n *Node) rebuildLocked() error {
 		logFailOpen(n, old, v)
 	}
 	n.view.Store(v)
+	n.trackRegionsLocked(v)
 	return nil
 }
 
@@ -144,6 +145,12 @@ func (n *Node) policyService(cfg *config.Config, s *config.Service, regions []po
 			r.Regions = append(r.Regions, p)
 		}
 		ps.Rules = append(ps.Rules, r)
+	}
+	if s.Writes != nil || s.Failover != nil {
+		ps.Writer, ps.HasWriter = regionIndex(cfg, n.writer(s)), true
+		if ps.Writer < 0 {
+			ps.Writer, ps.HasWriter = 0, false
+		}
 	}
 	if ps.Mode == policy.ModeProxy && kind == policy.Latency {
 		rtt := make([]float64, len(ps.Regions))

@@ -127,6 +127,11 @@ type Service struct {
 	// for proxy-mode latency services; see RankByRTT. Empty falls back to
 	// distance from the node.
 	RTTOrder []int
+	// Writer is the index into Snapshot.Regions of the writes primary when
+	// HasWriter is set (single-writer routing of proxy-mode services).
+	// Decide ignores it; the proxy confines writing requests to it.
+	Writer    int
+	HasWriter bool
 }
 
 // Snapshot is everything a decision depends on, besides the client. It is

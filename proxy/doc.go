@@ -69,4 +69,8 @@
 //     on one endpoint of its region by rendezvous hashing of its address.
 //   - gRPC needs an https endpoint (HTTP/2 by ALPN); http endpoints are
 //     spoken to in HTTP/1.1.
+//   - The listeners Serve runs hold at most Options.Limits client
+//     connections, in all and per source, whichever path serves them;
+//     one over a limit is closed as soon as it is accepted. Shutdown
+//     stops them and waits for their requests.
 package proxy

@@ -30,6 +30,11 @@ type exchange struct {
 	client  netip.Addr
 	trusted bool // the TCP peer is a trusted proxy
 	idem    bool // the request may be repeated once it reached an upstream
+	// write: the request's method is one of the service's writes, which
+	// go to the writes primary only.
+	write bool
+	// lastFail is how the last failed attempt failed.
+	lastFail failure
 
 	d   policy.Decision
 	pos int // position in d.Order of the region being tried
@@ -82,6 +87,9 @@ func (ex *exchange) decide(r *http.Request) {
 		c.Location = policy.Point{Lat: loc.Lat, Lon: loc.Lon, Valid: loc.HasCoords}
 	}
 	policy.Decide(ex.tab.pol, svc.idx, &c, &ex.d)
+	if ex.write {
+		ex.steerWrite()
+	}
 	if ex.d.NoData {
 		return
 	}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -28,13 +27,15 @@ import (
 // fast path can take are forwarded by it, everything else is handed to
 // srv (normally built by Server), which then serves the rest of that
 // connection. TLS connections (ln from tls.NewListener) are handshaken
-// first; those that chose h2 go to srv at once.
+// first; those that chose h2 go to srv at once. Every connection counts
+// against the proxy's Limits until it closes, whichever path serves it;
+// one beyond them is closed as soon as it is accepted.
 //
-// Serve wraps srv.Handler (nil means the proxy) and registers a shutdown
-// hook: srv.Shutdown stops accepting, closes idle fast-path connections at
-// once and busy ones after their response, and waits for them within its
-// context; srv.Close closes them all. When srv.Handler is not the proxy
-// itself (a wrapper answering ACME HTTP-01 challenges, say), requests under
+// Shutdown stops what Serve runs and waits for its connections. srv's own
+// Shutdown or Close stops the listener too, and the fast path then closes
+// its idle connections at once and its busy ones after their response,
+// without waiting for them. When srv.Handler is not the proxy itself (a
+// wrapper answering ACME HTTP-01 challenges, say), requests under
 // /.well-known/ go to srv.Handler and the rest are forwarded as the proxy
 // would. Serve returns http.ErrServerClosed after Shutdown or Close, like
 // srv.Serve.
@@ -45,13 +46,13 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	fs := &fastServer{
 		p:          p,
 		ln:         ln,
+		srv:        srv,
 		next:       srv.Handler,
 		direct:     srv.Handler == p,
 		readHeader: srv.ReadHeaderTimeout,
 		idle:       srv.IdleTimeout,
 		conns:      make(map[*fconn]struct{}),
 		drained:    make(chan struct{}),
-		drainReady: make(chan struct{}),
 	}
 	if fs.readHeader <= 0 {
 		fs.readHeader = ReadHeaderTimeout
@@ -59,11 +60,25 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	if fs.idle <= 0 {
 		fs.idle = IdleTimeout
 	}
+	if !p.serving.add(fs) {
+		_ = ln.Close() // Shutdown came first
+		return http.ErrServerClosed
+	}
+	defer p.serving.remove(fs)
 	fs.hand = &handoff{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), onClose: func() {
 		_ = ln.Close() // the accept loop ends with it
 	}}
-	srv.Handler = fs
-	srv.RegisterOnShutdown(fs.shutdown)
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			if slot, ok := fs.slots.LoadAndDelete(c); ok {
+				slot.(*connSlot).release()
+			}
+		}
+		if prev != nil {
+			prev(c, st)
+		}
+	}
 
 	slow := make(chan error, 1)
 	go func() {
@@ -71,19 +86,12 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 		_ = fs.hand.Close() // net/http stopped: so does the fast path
 		slow <- err
 	}()
-	go fs.drainConns()
-	// Take no connection before srv serves the drain request, so that
-	// Shutdown finds it in place.
-	select {
-	case <-fs.drainReady:
-	case <-fs.hand.done:
-	case <-time.After(drainStartLimit):
-		p.log.Warn("the server did not take the drain request: Shutdown will not wait for fast-path connections")
-	}
 	err := fs.accept()
 	_ = fs.hand.Close()
-	if serr := <-slow; errors.Is(serr, http.ErrServerClosed) {
-		return serr
+	serr := <-slow
+	fs.shutdown() // when srv was shut down or closed on its own
+	if errors.Is(serr, http.ErrServerClosed) || fs.stopped.Load() {
+		return http.ErrServerClosed
 	}
 	return err
 }
@@ -92,24 +100,24 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 type fastServer struct {
 	p          *Proxy
 	ln         net.Listener
+	srv        *http.Server
 	hand       *handoff     // feeds net/http
 	next       http.Handler // srv.Handler as Serve found it
 	direct     bool         // next is the proxy itself
 	readHeader time.Duration
 	idle       time.Duration
+	// slots are the places in the connection counts of connections
+	// handed to net/http as they are (h2 by ALPN), released when net/http
+	// reports them closed; the others are released by handedConn.Close.
+	slots sync.Map // net.Conn → *connSlot
 
 	mu          sync.Mutex
 	conns       map[*fconn]struct{}
 	shutting    atomic.Bool
+	stopped     atomic.Bool   // by Shutdown
 	drained     chan struct{} // closed once shutting and no connection is left
 	drainedOnce sync.Once
-	drainReady  chan struct{} // closed when srv serves the drain request
-	readyOnce   sync.Once
 }
-
-// drainStartLimit bounds how long Serve waits for srv to take the drain
-// request (it cannot when it serves no HTTP/1.1).
-const drainStartLimit = 5 * time.Second
 
 // accept runs the accept loop until the listener fails or closes, backing
 // off on resource exhaustion as net/http does.
@@ -128,30 +136,38 @@ func (fs *fastServer) accept() error {
 			continue
 		}
 		delay = 0
-		go fs.serveConn(c)
+		src := sourceKey(c.RemoteAddr())
+		if !fs.p.conns.acquire(src) {
+			_ = c.Close() // over a limit (counted); nothing to tell the client
+			continue
+		}
+		go fs.serveConn(c, &connSlot{l: fs.p.conns, src: src})
 	}
 }
 
 // serveConn runs one client connection.
-func (fs *fastServer) serveConn(c net.Conn) {
+func (fs *fastServer) serveConn(c net.Conn, slot *connSlot) {
 	fc := newFconn(fs, c)
 	if !fs.track(fc) {
 		_ = c.Close() // shutting down
+		slot.release()
 		fc.release()
 		return
 	}
 	defer func() {
 		if v := recover(); v != nil {
 			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			fc.w.forget()
 			_ = c.Close() // its state is unknown
+			slot.release()
 			fs.untrack(fc)
 		}
 	}()
+	fc.slot = slot
 	handed := fc.serve()
 	fs.untrack(fc)
 	if !handed {
 		_ = c.Close() // done with it; an error changes nothing
+		slot.release()
 	}
 	fc.release()
 }
@@ -176,92 +192,51 @@ func (fs *fastServer) untrack(fc *fconn) {
 	}
 }
 
-// shutdown is srv's shutdown hook: idle connections close now, busy ones
-// after their response.
+// shutdown stops accepting; idle connections close now, busy ones after
+// their response. Safe to call more than once.
 func (fs *fastServer) shutdown() {
 	fs.mu.Lock()
 	fs.shutting.Store(true)
 	for fc := range fs.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			_ = fc.c.Close() // its goroutine sees the read fail
-			fc.w.wake()      // from an ordered wait; the runtime's poller wakes its own
 		}
 	}
 	done := len(fs.conns) == 0
 	fs.mu.Unlock()
+	_ = fs.ln.Close() // the accept loop ends with it
 	if done {
 		fs.drainedOnce.Do(func() { close(fs.drained) })
 	}
 }
 
-// closeAll closes every connection, busy or not (srv.Close).
+// closeAll closes every connection, busy or not.
 func (fs *fastServer) closeAll() {
 	fs.mu.Lock()
 	fs.shutting.Store(true)
 	for fc := range fs.conns {
 		fc.state.Store(connClosed)
 		_ = fc.c.Close() // its goroutine sees the read or write fail
-		fc.w.wake()
 	}
 	fs.mu.Unlock()
 }
 
-// drainRemote is the remote address of the connection through which
-// srv.Shutdown waits for the fast path.
-const drainRemote = "meridian-fast-path"
-
-// drainConns keeps one pipe connection open in srv whose only request lasts
-// until the fast path has drained after shutdown began: so srv.Shutdown
-// waits for fast-path connections as for its own (and gives up with its
-// context). When srv.Close closes the pipe, the fast path closes too.
-func (fs *fastServer) drainConns() {
-	for {
-		start := time.Now()
-		a, b := net.Pipe()
-		if !fs.hand.deliver(drainConn{a}) {
-			_ = b.Close() // the server stopped
-			return
+// shortenIdle moves the deadline of every idle connection to the busy idle
+// timeout after it went idle.
+func (fs *fastServer) shortenIdle() {
+	d := fs.p.conns.lim.BusyIdleTimeout
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for fc := range fs.conns {
+		if !fc.state.CompareAndSwap(connIdle, connShortening) {
+			continue // busy: it waits with the short timeout when next idle
 		}
-		_, err := io.WriteString(b, "GET / HTTP/1.1\r\nHost: "+drainRemote+"\r\n\r\n")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, b) // until srv closes its end
+		if since := fc.idleSince.Load(); since != 0 {
+			fc.setWaitDeadline(time.Unix(0, since).Add(min(d, fs.idle)))
 		}
-		_ = b.Close() // done either way
-		if fs.hand.closed() {
-			fs.closeAll()
-			return
-		}
-		// The pipe closed while the server runs (a read timeout, say):
-		// open another, but not in a tight loop.
-		if d := time.Since(start); d < time.Second {
-			time.Sleep(time.Second - d)
-		}
+		fc.state.Store(connIdle)
 	}
 }
-
-// ServeHTTP is srv's handler: the drain request waits, the rest go to the
-// handler Serve found.
-func (fs *fastServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.RemoteAddr == drainRemote {
-		fs.readyOnce.Do(func() { close(fs.drainReady) })
-		select {
-		case <-fs.drained:
-		case <-r.Context().Done():
-		}
-		return
-	}
-	fs.next.ServeHTTP(w, r)
-}
-
-// drainConn is the pipe end net/http serves the drain request on.
-type drainConn struct{ net.Conn }
-
-func (drainConn) RemoteAddr() net.Addr { return drainAddr{} }
-
-type drainAddr struct{}
-
-func (drainAddr) Network() string { return "pipe" }
-func (drainAddr) String() string  { return drainRemote }
 
 // handoff is the net.Listener srv serves: it yields the connections the
 // fast path hands over.
@@ -293,15 +268,6 @@ func (h *handoff) Close() error {
 }
 
 func (h *handoff) Addr() net.Addr { return h.addr }
-
-func (h *handoff) closed() bool {
-	select {
-	case <-h.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // deliver gives c to srv; once the listener is closed it closes c instead.
 func (h *handoff) deliver(c net.Conn) bool {

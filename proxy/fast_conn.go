@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,9 +50,6 @@ type fconn struct {
 	// still to answer: rc on cleartext, the socket under TLS otherwise;
 	// nil when there is none.
 	tcp syscall.RawConn
-	// w is rc's place in the ordered waits, nil when it waits in the
-	// runtime's poller. Shutdown reads it to wake a closed connection.
-	w *waiter
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -60,13 +58,19 @@ type fconn struct {
 	armed   bool
 	waiting bool
 	partial bool
+
+	// idleSince is when the connection last went idle (Unix nanoseconds),
+	// for shortenIdle; slot is its place in the connection counts.
+	idleSince atomic.Int64
+	slot      *connSlot
 }
 
-// Connection states, for shutdown.
+// Connection states, for shutdown and shortenIdle.
 const (
-	connIdle   int32 = iota // waiting for a request: shutdown closes it
-	connActive              // a request is in progress
-	connClosed              // closed by shutdown
+	connIdle       int32 = iota // waiting for a request: shutdown closes it
+	connActive                  // a request is in progress
+	connClosed                  // closed by shutdown
+	connShortening              // idle, its deadline being shortened
 )
 
 var fconnPool = sync.Pool{New: func() any {
@@ -85,7 +89,6 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc, fc.tcp = rc, rc
-			fc.w = watch(rc)
 			fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = c, rc, c, rc
 			fc.bw.Reset(&fc.sw)
 		}
@@ -105,12 +108,12 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	return fc
 }
 
-// release returns the connection's buffers to the pool, and its place in
-// the ordered waits (if a hand-off has not already).
+// release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
-	fc.w.forget() // again after a hand-off is harmless
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp, fc.w = nil, nil, nil, netip.Addr{}, "", nil, nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.slot = nil
+	fc.idleSince.Store(0)
 	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
 	fc.in.r, fc.in.w = 0, 0
 	if cap(fc.wire) > 128<<10 {
@@ -130,15 +133,30 @@ func (fc *fconn) src() io.Reader {
 }
 
 // setActive marks a request in progress; false when shutdown closed the
-// connection first.
-func (fc *fconn) setActive() bool { return fc.state.CompareAndSwap(connIdle, connActive) }
+// connection first. It waits for a shortenIdle under way to finish, so
+// that the deadlines the request sets are not overwritten.
+func (fc *fconn) setActive() bool {
+	for {
+		if fc.state.CompareAndSwap(connIdle, connActive) {
+			return true
+		}
+		if fc.state.Load() != connShortening {
+			return false
+		}
+		runtime.Gosched()
+	}
+}
 
-// setIdle marks the connection idle; false when the server is shutting
-// down, and the connection must close.
-func (fc *fconn) setIdle() bool {
+// setIdle marks the connection idle since now; false when the server is
+// shutting down, and the connection must close.
+func (fc *fconn) setIdle(now time.Time) bool {
+	fc.idleSince.Store(now.UnixNano()) // before the state: shortenIdle reads it
 	fc.state.Store(connIdle)
 	return !fc.fs.shutting.Load()
 }
+
+// idleTimeout is how long the connection may wait for its next request.
+func (fs *fastServer) idleTimeout() time.Duration { return fs.p.conns.idleTimeout(fs.idle) }
 
 // serve runs the connection until it closes or is handed to net/http;
 // it returns true in the second case.
@@ -200,7 +218,7 @@ func (fc *fconn) next(first bool) action {
 // to be read (fc.pending long), which the blocking path serves.
 func (fc *fconn) serveRaw() action {
 	fc.act, fc.armed, fc.waiting, fc.partial = doClose, false, false, false
-	if err := fc.w.read(fc.rc, fc.onReadable); err != nil {
+	if err := fc.rc.Read(fc.onReadable); err != nil {
 		// The idle or header timeout, or shutdown closed the connection.
 		return doClose
 	}
@@ -288,19 +306,19 @@ func (fc *fconn) arm() bool {
 		return false
 	}
 	fc.partial = false
-	if !fc.setIdle() {
+	now := time.Now()
+	if !fc.setIdle(now) {
 		fc.act = doClose // shutting down
 		return true
 	}
 	fc.waiting = true
-	fc.setWaitDeadline(time.Now().Add(fc.fs.idle))
+	fc.setWaitDeadline(now.Add(fc.fs.idleTimeout()))
 	return false
 }
 
 // setWaitDeadline sets the deadline of serveRaw's wait.
 func (fc *fconn) setWaitDeadline(t time.Time) {
 	_ = fc.c.SetReadDeadline(t) // failing, the wait fails too
-	fc.w.setDeadline(t)
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -326,14 +344,15 @@ func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
 func (fc *fconn) readHead(first bool) (int, bool) {
 	fs := fc.fs
 	if len(fc.in.buffered()) == 0 {
-		if !fc.setIdle() {
+		now := time.Now()
+		if !fc.setIdle(now) {
 			return 0, false
 		}
-		wait := fs.idle
+		wait := fs.idleTimeout()
 		if first {
 			wait = fs.readHeader
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(wait)) // failing, the read fails too
+		_ = fc.c.SetReadDeadline(now.Add(wait)) // failing, the read fails too
 		k, err := fc.in.fill(fc.src(), true)
 		if !fc.setActive() || k == 0 {
 			_ = err // timeout, EOF or reset: the connection is done
@@ -451,24 +470,39 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
-	fc.w.leave(fc.rc)
 	conn := fc.c
 	if replay {
-		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered())}
+		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered()), slot: fc.slot}
 		conn = h
 		if fc.tls != nil {
 			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
 		}
 	}
+	if !replay {
+		fc.fs.slots.Store(conn, fc.slot) // released when net/http reports it closed
+	}
 	fc.in.r, fc.in.w = 0, 0
-	fc.fs.hand.deliver(conn)
+	if !fc.fs.hand.deliver(conn) && !replay {
+		if slot, ok := fc.fs.slots.LoadAndDelete(conn); ok {
+			slot.(*connSlot).release() // closed by deliver
+		}
+	}
 }
 
 // handedConn is a connection handed to net/http mid-stream: it reads the
 // bytes the fast path had buffered before the rest.
 type handedConn struct {
 	net.Conn
-	buf []byte
+	buf  []byte
+	slot *connSlot
+}
+
+// Close closes the connection and gives its place in the connection
+// counts back.
+func (h *handedConn) Close() error {
+	err := h.Conn.Close()
+	h.slot.release()
+	return err
 }
 
 func (h *handedConn) Read(p []byte) (int, error) {

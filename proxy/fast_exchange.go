@@ -47,6 +47,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 
 	ex.trusted = svc.trusts(fc.peer)
 	ex.idem = rq.method.idempotent() || rq.idemKey
+	ex.write = svc.isWriteBytes(rq.methodName)
 	ex.client = fc.peer
 	if ex.trusted && rq.xff {
 		var vals [4]string
@@ -59,6 +60,9 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 			svc.failOpen.Inc()
 		}
 		ex.ep = ex.next()
+	}
+	if ex.write && (ex.d.NoData || ex.all) {
+		return fc.unavailable(ex, n, closing || rq.clen > 0)
 	}
 	if ex.d.NoData || ex.ep == nil {
 		msg := "meridian: no endpoint may serve this request\n"
@@ -366,6 +370,8 @@ func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) 
 	code, msg := http.StatusBadGateway, "meridian: no upstream could answer\n"
 	if !time.Now().Before(whole) || isTimeout(err) {
 		code, msg = http.StatusGatewayTimeout, "meridian: upstream timed out\n"
+	} else if ex.write && ex.lastFail == failConnect {
+		return fc.unavailable(ex, 0, closing)
 	}
 	ex.code = code
 	fc.fs.p.log.Debug("no upstream answered", "service", ex.svc.name, "region", ex.ep.region.name,

@@ -84,9 +84,6 @@ type upConn struct {
 	onReady func(fd uintptr) bool
 	// rd reads c with raw reads when rc is set (src says which).
 	rd sockReader
-	// w is rc's place in the ordered waits, nil when send waits in the
-	// runtime's poller.
-	w *waiter
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -103,7 +100,6 @@ func newUpConn(c net.Conn) *upConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
-			u.w = watch(rc)
 			u.rd = sockReader{sockOp{c: c, rc: rc}}
 			u.rd.step = u.rd.readable
 		}
@@ -126,8 +122,7 @@ func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err er
 	rest := wire
 	if u.rc != nil && u.in.w < len(u.in.b) {
 		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
-		u.w.setDeadline(deadline)
-		err := u.w.read(u.rc, u.onReady)
+		err := u.rc.Read(u.onReady)
 		rest, u.out = u.out, nil
 		switch {
 		case err != nil:
@@ -191,8 +186,6 @@ func (u *upConn) ready(fd uintptr) bool {
 
 // close closes the connection and gives its buffer back.
 func (u *upConn) close() {
-	u.w.forget()
-	u.w = nil
 	_ = u.c.Close() // nothing to do about a failed close
 	if len(u.in.b) == upstreamBufSize {
 		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))
@@ -229,7 +222,7 @@ type upPool struct {
 	mu      sync.Mutex
 	addr    string // host:port to dial, set on first use
 	idle    []*upConn
-	timer   *time.Timer // closes connections idle past idleConnTimeout
+	timer   *time.Timer // runs sweep while connections are idle
 	retired bool        // the endpoint left the configuration
 }
 
@@ -254,7 +247,7 @@ func (p *upPool) get(now time.Time) *upConn {
 // put returns a connection whose response was read in full.
 func (p *upPool) put(u *upConn, now time.Time) {
 	p.mu.Lock()
-	if p.retired || len(p.idle) >= maxIdlePerHost {
+	if p.retired || len(p.idle) >= idleLimit {
 		p.mu.Unlock()
 		u.close()
 		return
@@ -262,21 +255,36 @@ func (p *upPool) put(u *upConn, now time.Time) {
 	u.idleAt = now
 	p.idle = append(p.idle, u)
 	if p.timer == nil {
-		p.timer = time.AfterFunc(idleConnTimeout, p.sweep)
+		p.timer = time.AfterFunc(idlePurgeEvery, p.sweep)
 	}
 	p.mu.Unlock()
 }
 
-// sweep closes the connections idle for idleConnTimeout (the oldest are
-// first) and runs again while any is left.
+// sweep runs every idlePurgeEvery while connections are idle. It closes
+// those idle for idleConnTimeout, and half of those left unused for a
+// whole period, as HAProxy's pool-purge-delay does: the pool shrinks to
+// what the traffic uses soon after a burst, without closing at once
+// everything a lull left unused. The oldest are first, and those are the
+// unused ones: get takes the newest.
 func (p *upPool) sweep() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	n := 0
-	for n < len(p.idle) && now.Sub(p.idle[n].idleAt) >= idleConnTimeout {
-		p.idle[n].close()
-		n++
+	expired, unused := 0, 0
+	for _, u := range p.idle {
+		age := now.Sub(u.idleAt)
+		if age < idlePurgeEvery {
+			break // and so are all that follow
+		}
+		if age >= idleConnTimeout {
+			expired++
+		} else {
+			unused++
+		}
+	}
+	n := expired + unused/2
+	for _, u := range p.idle[:n] {
+		u.close()
 	}
 	p.idle = append(p.idle[:0], p.idle[n:]...)
 	clear(p.idle[len(p.idle):cap(p.idle)])
@@ -284,7 +292,7 @@ func (p *upPool) sweep() {
 		p.timer = nil
 		return
 	}
-	p.timer = time.AfterFunc(idleConnTimeout-now.Sub(p.idle[0].idleAt), p.sweep)
+	p.timer = time.AfterFunc(idlePurgeEvery, p.sweep)
 }
 
 // closeIdle closes every idle connection.

@@ -218,6 +218,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		counted = statusClientClosed
 	case isTimeout(err):
 		code, msg = http.StatusGatewayTimeout, "meridian: upstream timed out\n"
+	case ex.write && ex.lastFail == failConnect:
+		ex.code = http.StatusServiceUnavailable
+		writeUnavailable(w, ex)
+		return
 	}
 	if ex != nil {
 		ex.code = code

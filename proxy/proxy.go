@@ -35,6 +35,9 @@ type Options struct {
 	// UpstreamTLS is the base TLS client configuration for https endpoints
 	// (roots, client certificates); nil uses the system roots.
 	UpstreamTLS *tls.Config
+	// Limits bound the client connections of the listeners Serve runs
+	// (limits.go); the zero value sets none.
+	Limits Limits
 }
 
 // Proxy is the steering reverse proxy. It is an http.Handler; Update gives
@@ -56,6 +59,9 @@ type Proxy struct {
 	services  map[string]*serviceState
 	endpoints map[endpointKey]*endpointState
 	pairs     map[pairKey]*regionMetrics
+
+	conns   *connLimiter // client connections of the listeners Serve runs
+	serving servers      // the listeners Serve runs, for Shutdown (shutdown.go)
 }
 
 // errTimeout is the cause with which a request's context is cancelled when
@@ -82,6 +88,8 @@ func New(opts Options) *Proxy {
 		p.now = time.Now
 	}
 	p.met = newMetrics(opts.Registerer, p.log)
+	p.conns = newConnLimiter(opts.Limits, opts.Registerer, p.log)
+	p.conns.onBusy = p.serving.shortenIdle
 	p.pool.New = func() any { return new(exchange) }
 	p.rp = httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -135,11 +143,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer := peerAddr(r.RemoteAddr)
 	ex.trusted = svc.trusts(peer)
 	ex.idem = isIdempotent(r)
+	ex.write = svc.isWrite(r.Method)
 	ex.client = peer
 	if ex.trusted {
 		ex.client = svc.clientFromXFF(peer, r.Header["X-Forwarded-For"])
 	}
 	ex.decide(r)
+	if ex.write && (ex.d.NoData || ex.all) {
+		ex.code = http.StatusServiceUnavailable
+		writeUnavailable(w, ex)
+		return
+	}
 	if ex.d.NoData {
 		ex.code = http.StatusServiceUnavailable
 		plainError(w, ex.code, "meridian: no region may serve this request\n")

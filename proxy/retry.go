@@ -64,6 +64,7 @@ func (retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 // counts the retry (and failover) and returns true. Both the net/http
 // path and the fast path retry through here.
 func (ex *exchange) advance(f failure, reason string) bool {
+	ex.lastFail = f
 	if f == failNone || f == failGone || !ex.mayRetry(f) {
 		return false
 	}

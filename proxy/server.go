@@ -10,7 +10,8 @@ import (
 const (
 	// ReadHeaderTimeout cuts clients that send their request head slowly.
 	ReadHeaderTimeout = 10 * time.Second
-	// IdleTimeout closes keep-alive connections that carry no request.
+	// IdleTimeout closes keep-alive connections that carry no request,
+	// unless Limits.IdleTimeout says otherwise.
 	IdleTimeout = 120 * time.Second
 	// MaxHeaderBytes bounds a request head; larger ones get 431.
 	MaxHeaderBytes = 64 << 10
@@ -30,11 +31,15 @@ func (p *Proxy) Server(addr string) *http.Server {
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
 	protos.SetUnencryptedHTTP2(true)
+	idle := p.conns.lim.IdleTimeout
+	if idle <= 0 {
+		idle = IdleTimeout
+	}
 	return &http.Server{
 		Addr:              addr,
 		Handler:           p,
 		ReadHeaderTimeout: ReadHeaderTimeout,
-		IdleTimeout:       IdleTimeout,
+		IdleTimeout:       idle,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		Protocols:         &protos,
 		HTTP2: &http.HTTP2Config{

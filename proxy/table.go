@@ -64,6 +64,8 @@ type service struct {
 	// the fast path may forward its requests.
 	plain    bool
 	failOpen prometheus.Counter
+	// writes lists the methods confined to the writes primary.
+	writes []string
 	// rm holds the metric children per config region index; nil for
 	// regions the service does not use.
 	rm []*regionMetrics
@@ -325,6 +327,9 @@ func buildServices(cfg *config.Config) ([]serviceSpec, error) {
 			timeout: px.Timeout.D(),
 			trusted: px.TrustedProxies,
 			needGeo: cs.Policy == "geo",
+		}
+		if cs.Writes != nil {
+			svc.writes = cs.Writes.Methods
 		}
 		ro, err := parseRetryOn(px.RetryOn)
 		if err != nil {

@@ -10,12 +10,20 @@ import (
 
 // Upstream connection settings shared by every service.
 const (
-	maxIdlePerHost  = 1024 // keep-alive connections per endpoint, sized for load
+	maxIdlePerHost  = 256 // idle keep-alive connections per endpoint; more are closed
 	idleConnTimeout = 90 * time.Second
 	tcpKeepAlive    = 30 * time.Second
 	expectContinue  = time.Second
 	h2PingAfter     = 30 * time.Second // idle HTTP/2 upstream connections are pinged
 	h2PingTimeout   = 15 * time.Second
+)
+
+// The fast path's idle upstream connections: at most idleLimit per
+// endpoint, and every idlePurgeEvery half of those unused for that long
+// are closed (variables for tests).
+var (
+	idleLimit      = maxIdlePerHost
+	idlePurgeEvery = 5 * time.Second
 )
 
 // minRetries is how many retries a service may always have in flight,

@@ -176,8 +176,8 @@ func TestMetricsLintAndLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(mfs) != 4 {
-			t.Errorf("got %d metric families, want 4", len(mfs))
+		if len(mfs) != 6 { // requests, duration, retries, failovers, connections, rejected
+			t.Errorf("got %d metric families, want 6", len(mfs))
 		}
 		problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 		if err != nil {

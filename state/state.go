@@ -93,7 +93,12 @@ type Snapshot struct {
 	Overrides  map[string]Override       `json:"overrides"`  // region → override
 	Shifts     []Shift                   `json:"shifts"`
 	Drained    map[string]Drain          `json:"drained,omitempty"` // node name → drain; see drain.go
-	Audit      []AuditEntry              `json:"audit"`             // oldest first, capped to the newest entries
+	// Writers, Failovers and Drills are section 10's state: each service's
+	// writes primary when a failover moved it, and the runbook runs.
+	Writers   map[string]string `json:"writers,omitempty"`
+	Failovers []Failover        `json:"failovers,omitempty"`
+	Drills    []Drill           `json:"drills,omitempty"`
+	Audit     []AuditEntry      `json:"audit"` // oldest first, capped to the newest entries
 }
 
 // Empty returns the state of a store that has never been written.
@@ -161,6 +166,14 @@ func (s Snapshot) Clone() Snapshot {
 		}
 	}
 	c.Drained = cloneDrained(s.Drained)
+	if s.Writers != nil {
+		c.Writers = make(map[string]string, len(s.Writers))
+		for k, v := range s.Writers {
+			c.Writers[k] = v
+		}
+	}
+	c.Failovers = cloneFailovers(s.Failovers)
+	c.Drills = cloneDrills(s.Drills)
 	if s.Audit != nil {
 		c.Audit = append(make([]AuditEntry, 0, len(s.Audit)), s.Audit...)
 	}

@@ -48,6 +48,9 @@ func (s Snapshot) Validate() error {
 		}
 		ids[sh.ID] = true
 	}
+	if err := s.validateFailovers(); err != nil {
+		return err
+	}
 	for i := 1; i < len(s.Audit); i++ {
 		if s.Audit[i].Seq <= s.Audit[i-1].Seq {
 			return fmt.Errorf("audit entry %d: seq %d does not follow %d", i, s.Audit[i].Seq, s.Audit[i-1].Seq)

@@ -24,6 +24,13 @@ subcommands:
                                                 watches the regions gaining traffic; rolls back on a breach
   shifts SERVICE                                a service's shifts, newest first
   abort SERVICE SHIFT_ID [--reason TEXT]        stop a running shift and restore the dial it started from
+  failover SERVICE --to REGION [--force] [--accept-data-loss] [--dry-run] [--reason TEXT]
+                                                move a service's writes primary and reads to REGION through
+                                                the runbook's steps; waits and prints each step, RTO and RPO
+  failovers SERVICE                             a service's failovers, newest first
+  drill SERVICE REGION [--duration DUR] [--reason TEXT]
+                                                force REGION down for DUR (default 2m), wait, print the
+                                                measured RTO and the errors meanwhile
   audit [--limit N]                             recent changes, newest first (default 100)
   reload [--reason TEXT]                        reload the node's config file
   drain [--reason TEXT]                         take this node out of service: readiness 503, bgp prefixes
@@ -42,6 +49,11 @@ flags (before or after the subcommand and its arguments):
   --max-p95 DUR          guard: highest p95 latency of proxied requests (shift)
   --min-requests N       guard: requests a step needs before it is judged (shift; default 100)
   --max-wait DUR         guard: longest wait for min-requests (shift; default 4 × hold)
+  --to REGION            the failover's target region (failover)
+  --force                fail over although the writes primary is up; needs --reason (failover)
+  --accept-data-loss     promote although the target's replica lag is over the RPO (failover)
+  --dry-run              take steps 1-4 as they stand and say what would happen (failover)
+  --duration DUR         how long a drill forces the region down (drill; default 2m)
 `
 
 // defaultAdminURL is where ctl looks for a node's admin API.
@@ -55,6 +67,10 @@ type ctlFlags struct {
 
 	// shift flags, parsed by the shift subcommand
 	hold, maxErrorRatio, maxP95, minRequests, maxWait string
+
+	// failover and drill flags
+	to, duration                  string
+	force, acceptDataLoss, dryRun bool
 }
 
 // ctlCommand is one ctl subcommand.
@@ -81,6 +97,10 @@ var ctlCommands = []ctlCommand{
 	{name: "drain", flags: []string{"reason"}, run: ctlDrain}, // ctl_drain.go
 	{name: "undrain", flags: []string{"reason"}, run: ctlUndrain},
 	{name: "nodes", run: ctlNodes},
+	{name: "failover", args: []string{"SERVICE"},
+		flags: []string{"to", "force", "accept-data-loss", "dry-run", "reason"}, run: ctlFailover},
+	{name: "failovers", args: []string{"SERVICE"}, run: ctlFailovers},
+	{name: "drill", args: []string{"SERVICE", "REGION"}, flags: []string{"duration", "reason"}, run: ctlDrill},
 }
 
 // globalCtlFlags apply to every subcommand.
@@ -109,6 +129,11 @@ func newCtlFlagSet(f *ctlFlags) *flag.FlagSet {
 	fs.StringVar(&f.maxP95, "max-p95", "", "shift guard p95")
 	fs.StringVar(&f.minRequests, "min-requests", "", "shift guard minimum requests")
 	fs.StringVar(&f.maxWait, "max-wait", "", "shift guard longest wait")
+	fs.StringVar(&f.to, "to", "", "failover target region")
+	fs.BoolVar(&f.force, "force", false, "fail over although the primary is up")
+	fs.BoolVar(&f.acceptDataLoss, "accept-data-loss", false, "promote over the rpo")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "say what a failover would do")
+	fs.StringVar(&f.duration, "duration", "", "drill duration")
 	return fs
 }
 

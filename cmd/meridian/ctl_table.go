@@ -103,7 +103,33 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if err := printAnycast(out, st); err != nil { // ctl_drain.go
 		return err
 	}
-	return printRegions(out, st.Regions)
+	if err := printRegions(out, st.Regions); err != nil {
+		return err
+	}
+	return printReplicas(out, st.Regions)
+}
+
+// printReplicas lists the replica lag of regions with a lag endpoint; a
+// lag that cannot be read shows as unknown with the reason.
+func printReplicas(out io.Writer, regions []node.RegionView) error {
+	t := newTable(out)
+	shown := false
+	for _, r := range regions {
+		if r.Replica == nil {
+			continue
+		}
+		if !shown {
+			t.row("")
+			t.row("REGION\tREPLICA LAG\tCHECKED\tERROR")
+			shown = true
+		}
+		lag := "unknown"
+		if r.Replica.Known {
+			lag = fmt.Sprintf("%gs", r.Replica.Seconds)
+		}
+		t.row("%s\t%s\t%s\t%s", r.Name, lag, ago(r.Replica.Checked, time.Now()), orDash(oneLine(r.Replica.Error)))
+	}
+	return t.flush()
 }
 
 // printRegions writes one line per endpoint; a region's own columns are on

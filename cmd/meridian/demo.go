@@ -25,10 +25,14 @@ import (
 var demoConfig string
 
 // demoRegion is a simulated region: an HTTP server that answers with its
-// name and whose health can be switched off and on.
+// name and whose health can be switched off and on. It also simulates the
+// region's database replica: a lag endpoint (whose lag /lag?seconds=N
+// sets) and a promote hook that says when it is called.
 type demoRegion struct {
 	name, addr string
 	down       atomic.Bool
+	lagMillis  atomic.Int64
+	out        io.Writer // where the promote hook says it was called
 	srv        *http.Server
 }
 
@@ -47,6 +51,28 @@ func (r *demoRegion) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case "/recover":
 		r.down.Store(false)
 		fmt.Fprintf(w, "%s passes its health checks again\n", r.name)
+	case "/replication":
+		if r.down.Load() {
+			http.Error(w, r.name+" is down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"lag_seconds\": %g}\n", float64(r.lagMillis.Load())/1000)
+	case "/lag":
+		s, err := strconv.ParseFloat(req.URL.Query().Get("seconds"), 64)
+		if err != nil || s < 0 || s > 1e6 {
+			http.Error(w, "want /lag?seconds=N", http.StatusBadRequest)
+			return
+		}
+		r.lagMillis.Store(int64(s * 1000))
+		fmt.Fprintf(w, "%s replica lag now %gs\n", r.name, s)
+	case "/promote":
+		if req.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		fmt.Fprintf(r.out, "demo: promote hook of %s called: its database is now the writer\n", r.name)
+		fmt.Fprintf(w, "%s promoted\n", r.name)
 	default:
 		if r.down.Load() {
 			http.Error(w, r.name+" is down", http.StatusServiceUnavailable)
@@ -101,7 +127,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		{name: "eu-west", addr: net.JoinHostPort("127.0.2.1", addrs.regionPort)},
 		{name: "ap-south", addr: net.JoinHostPort("127.0.3.1", addrs.regionPort)},
 	}
-	for _, r := range regions {
+	for i, r := range regions {
+		r.out = stdout
+		r.lagMillis.Store(int64(400 * (i + 1))) // 0.4s, 0.8s, 1.2s
 		ln, err := net.Listen("tcp", r.addr)
 		if err != nil {
 			fmt.Fprintf(stderr, "meridian demo: simulated region %s: %v (choose another port with --region-port)\n", r.name, err)
@@ -203,6 +231,18 @@ The proxy (service web) steers too, and fails over by itself:
   curl -X POST http://127.0.2.1:9100/fail; curl -H 'Host: web.demo.test' http://127.0.0.1:8080/hello   # answered by the next region
   curl -X POST http://127.0.2.1:9100/recover
 
+The failover runbook (service orders: writes go to us-east only, reads follow the policy):
+  export MERIDIAN_TOKEN={{token}}
+  curl -X POST -H 'Host: orders.demo.test' http://127.0.0.1:8080/order   # written in us-east
+  {{ctl}} status                                               # each region's replica lag
+  curl -X POST http://127.0.1.1:9100/fail                                # the primary dies (down in about 1s)
+  curl -i -X POST -H 'Host: orders.demo.test' http://127.0.0.1:8080/order  # 503, Retry-After
+  {{ctl}} failover orders --to eu-west --dry-run
+  {{ctl}} failover orders --to eu-west --reason "us-east lost"  # each step, then RTO and RPO
+  curl -X POST -H 'Host: orders.demo.test' http://127.0.0.1:8080/order   # written in eu-west
+  {{ctl}} failovers orders
+  {{ctl}} drill web eu-west --duration 5s                     # measured RTO and errors
+
 Traffic dials and overrides through the admin API:
   export MERIDIAN_TOKEN={{token}}
   {{ctl}} status
@@ -223,6 +263,7 @@ Stop with Ctrl-C.
 		"http://127.0.0.1:8080/", "http://"+a.http+"/",
 		"http://127.0.0.1:9053/", "http://"+a.admin+"/",
 		"127.0.2.1:9100", "127.0.2.1:"+a.regionPort,
+		"127.0.1.1:9100", "127.0.1.1:"+a.regionPort,
 		"port 9100.", "port "+a.regionPort+".",
 	).Replace(text))
 }
