@@ -27,6 +27,7 @@ type Backend interface {
 	StartShift(service string, req node.ShiftRequest, who node.Actor) (state.Shift, error)
 	Shifts(service string) ([]state.Shift, error)
 	AbortShift(service, id string, who node.Actor) (state.Shift, error)
+	SetDrained(drain bool, who node.Actor) (node.DrainView, error)
 }
 
 // Options are the API's injected edges.

@@ -18,6 +18,8 @@ func (a *API) routeTable() []route {
 		get("/v1/explain", a.explain),
 		get("/v1/audit", a.audit),
 		change(http.MethodPost, "/v1/reload", a.reload),
+		change(http.MethodPost, "/v1/node/drain", a.drain), // drain.go
+		change(http.MethodPost, "/v1/node/undrain", a.undrain),
 		get("/v1/nodes", a.nodes),
 		change(http.MethodPost, "/v1/services/{service}/failovers", a.startFailover),
 		get("/v1/services/{service}/failovers", a.listFailovers),

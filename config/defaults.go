@@ -128,6 +128,7 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	}
 	fleetDefaults(c, pos)
 
+	bgpDefaults(c, pos)
 	for i := range c.Regions {
 		regionDefaults(&c.Regions[i], pos, itemPath("regions", i))
 	}

@@ -53,6 +53,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	r := &resolver{errs: errs, pos: pos, dir: filepath.Dir(file)}
 	r.paths(cfg)
 	r.secrets(cfg)
+	r.bgpSecrets(cfg)
 	r.etcdSecrets(cfg)
 	r.zones(cfg)
 	r.accessLog(cfg)

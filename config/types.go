@@ -15,6 +15,7 @@ type Config struct {
 	TLS      TLS       `yaml:"tls"`
 	Admin    Admin     `yaml:"admin"`
 	State    State     `yaml:"state"`
+	BGP      *BGP      `yaml:"bgp"` // nil when not set: no BGP
 	Fleet    Fleet     `yaml:"fleet"`
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`

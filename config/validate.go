@@ -59,6 +59,7 @@ func (v *validator) config(c *Config) {
 	v.zoneList(c)
 	v.serviceList(c)
 	v.failover(c)
+	v.bgp(c)
 }
 
 func (v *validator) node(c *Config) {

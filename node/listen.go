@@ -210,10 +210,15 @@ func (n *Node) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !n.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			if n.Draining() {
+			switch {
+			case n.Draining():
 				_, _ = w.Write([]byte("draining\n"))
-			} else {
+			case n.drained.Load():
+				_, _ = w.Write([]byte("drained\n"))
+			case !n.fitToAnnounce():
 				_, _ = w.Write([]byte("starting\n"))
+			default:
+				_, _ = w.Write([]byte("bgp prefixes withdrawn\n"))
 			}
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meridian-edge/meridian/anycast"
 	"github.com/meridian-edge/meridian/certs"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/dnsserver"
@@ -77,6 +78,9 @@ type Node struct {
 
 	ready    atomic.Bool
 	draining atomic.Bool
+	drained  atomic.Bool                     // an operator drained this node (anycast.go)
+	synced   atomic.Bool                     // the fleet state was read from etcd once (anycast.go)
+	anycast  atomic.Pointer[anycast.Anycast] // nil without a bgp section
 	kick     chan struct{}
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -177,6 +181,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.listen(ctx, cfg); err != nil {
 		return err
 	}
+	if err := n.startAnycast(ctx); err != nil {
+		return err
+	}
 	n.fo.replicas.Start(ctx)
 	n.wg.Add(4)
 	go n.loop(ctx)
@@ -213,6 +220,8 @@ func (n *Node) openState(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("loading state: %w", err)
 	}
+	_, drained := snap.Drained[cfg.Node.Name]
+	n.drained.Store(drained) // anycast.go
 	if n.etcdStore != nil {
 		// The fleet's state is shared: a node never rewrites it to fit
 		// its own config, it only leaves out what it does not know.
@@ -275,7 +284,8 @@ func (n *Node) updateReady() {
 	n.mu.Lock()
 	hc := n.health
 	n.mu.Unlock()
-	n.ready.Store(!n.draining.Load() && hc != nil && hc.Ready() && n.listening())
+	n.ready.Store(!n.draining.Load() && hc != nil && hc.Ready() && n.listening() &&
+		!n.drained.Load() && n.anycastReady())
 }
 
 func (n *Node) listening() bool {
@@ -285,7 +295,8 @@ func (n *Node) listening() bool {
 }
 
 // Ready reports whether every listener is bound, the first health round
-// is done and the node is not draining.
+// is done, the node is neither shutting down nor drained, and, with BGP,
+// its prefixes are announced.
 func (n *Node) Ready() bool {
 	n.updateReady()
 	return n.ready.Load()
@@ -298,6 +309,7 @@ func (n *Node) Draining() bool { return n.draining.Load() }
 // node.drain, then stops accepting and waits for in-flight requests up to
 // node.shutdown_timeout (or ctx).
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.withdrawForShutdown()
 	n.draining.Store(true)
 	n.ready.Store(false)
 	n.mu.Lock()
@@ -363,6 +375,7 @@ func (n *Node) stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.stopAnycast()
 	n.access.close(n)
 	if n.members != nil {
 		n.members.Stop()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meridian-edge/meridian/anycast"
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/fleet"
 	"github.com/meridian-edge/meridian/internal/version"
@@ -79,6 +80,12 @@ type StatusView struct {
 	Regions    []RegionView `json:"regions"`
 	State      StateView    `json:"state"`
 	Health     string       `json:"fleet_health"` // fleet.health: local or quorum
+
+	// Drained is set while an operator has drained this node.
+	Drained *DrainView `json:"drained,omitempty"`
+	// BGP is the anycast state: sessions, prefixes, self-check; absent
+	// without a bgp section.
+	BGP *anycast.Status `json:"bgp,omitempty"`
 }
 
 // Status describes the node and every region.
@@ -104,6 +111,10 @@ func (n *Node) Status() StatusView {
 		}
 		sv.Regions = append(sv.Regions, rv)
 	}
+	if dv := n.drainView(); dv.Drained {
+		sv.Drained = &dv
+	}
+	sv.BGP = n.anycastStatus()
 	return sv
 }
 

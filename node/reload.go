@@ -52,6 +52,9 @@ func (n *Node) apply(cfg *config.Config, who Actor) error {
 		!reflect.DeepEqual(old.State, cfg.State) {
 		n.log.Warn("listener, tls and state settings take effect at the next restart")
 	}
+	if !reflect.DeepEqual(old.BGP, cfg.BGP) {
+		n.log.Warn("bgp settings take effect at the next restart")
+	}
 	oldGeo := n.geo
 	if cfg.GeoIP.Database != n.geoPath {
 		db, err := geo.Open(cfg.GeoIP.Database)

@@ -92,6 +92,7 @@ type Snapshot struct {
 	Dials      map[string]map[string]int `json:"dials"`      // service → region → dial (0..100)
 	Overrides  map[string]Override       `json:"overrides"`  // region → override
 	Shifts     []Shift                   `json:"shifts"`
+	Drained    map[string]Drain          `json:"drained,omitempty"` // node name → drain; see drain.go
 	// Writers, Failovers and Drills are section 10's state: each service's
 	// writes primary when a failover moved it, and the runbook runs.
 	Writers   map[string]string `json:"writers,omitempty"`
@@ -164,6 +165,7 @@ func (s Snapshot) Clone() Snapshot {
 			c.Shifts[i] = sh
 		}
 	}
+	c.Drained = cloneDrained(s.Drained)
 	if s.Writers != nil {
 		c.Writers = make(map[string]string, len(s.Writers))
 		for k, v := range s.Writers {

@@ -35,6 +35,9 @@ func (s Snapshot) Validate() error {
 			return fmt.Errorf("override of region %q: unknown value %q (want up, down or auto)", r, o)
 		}
 	}
+	if err := validateDrained(s.Drained); err != nil {
+		return err
+	}
 	ids := make(map[string]bool, len(s.Shifts))
 	for i, sh := range s.Shifts {
 		if err := sh.validate(); err != nil {

@@ -33,13 +33,16 @@ subcommands:
                                                 measured RTO and the errors meanwhile
   audit [--limit N]                             recent changes, newest first (default 100)
   reload [--reason TEXT]                        reload the node's config file
+  drain [--reason TEXT]                         take this node out of service: readiness 503, bgp prefixes
+                                                withdrawn at once; it keeps answering; survives a restart
+  undrain [--reason TEXT]                       put it back: announced again once ready and self-checked
   nodes                                         the fleet's live nodes: version, readiness, config, regions they see down
 
 flags (before or after the subcommand and its arguments):
   --admin URL            admin API address (default http://127.0.0.1:9053)
   --token TOKEN          bearer token (default $MERIDIAN_TOKEN)
   -o FORMAT              table (default) or json: the API's JSON as it came
-  --reason TEXT          why, for the audit log (dial, override, reload, shift, abort)
+  --reason TEXT          why, for the audit log (dial, override, reload, shift, abort, drain, undrain)
   --limit N              audit entries to show (audit)
   --hold DUR             how long each step of a shift holds (shift; default 5m)
   --max-error-ratio R    guard: highest error ratio, 0..1 or a percentage such as 1% (shift)
@@ -91,6 +94,8 @@ var ctlCommands = []ctlCommand{
 		flags: []string{"hold", "max-error-ratio", "max-p95", "min-requests", "max-wait", "reason"}, run: ctlShift},
 	{name: "shifts", args: []string{"SERVICE"}, run: ctlShifts},
 	{name: "abort", args: []string{"SERVICE", "SHIFT_ID"}, flags: []string{"reason"}, run: ctlAbort},
+	{name: "drain", flags: []string{"reason"}, run: ctlDrain}, // ctl_drain.go
+	{name: "undrain", flags: []string{"reason"}, run: ctlUndrain},
 	{name: "nodes", run: ctlNodes},
 	{name: "failover", args: []string{"SERVICE"},
 		flags: []string{"to", "force", "accept-data-loss", "dry-run", "reason"}, run: ctlFailover},

@@ -100,6 +100,9 @@ func printStatus(out io.Writer, st *node.StatusView) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	if err := printAnycast(out, st); err != nil { // ctl_drain.go
+		return err
+	}
 	if err := printRegions(out, st.Regions); err != nil {
 		return err
 	}
