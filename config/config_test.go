@@ -210,6 +210,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Listen: Listen{Admin: "127.0.0.1:9053"},
 		State:  State{Backend: "file", Path: "./meridian-state.json"},
+		DNS:    DNS{Cookies: true},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{

@@ -113,6 +113,8 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 		setString(&c.State.Etcd.Prefix, DefaultEtcdPrefix)
 	}
 
+	dnsDefaults(c, pos)
+
 	for i := range c.Regions {
 		regionDefaults(&c.Regions[i], pos, itemPath("regions", i))
 	}

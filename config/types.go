@@ -15,6 +15,7 @@ type Config struct {
 	TLS      TLS       `yaml:"tls"`
 	Admin    Admin     `yaml:"admin"`
 	State    State     `yaml:"state"`
+	DNS      DNS       `yaml:"dns"`
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`
 	Services []Service `yaml:"services"`

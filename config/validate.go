@@ -54,6 +54,7 @@ func (v *validator) config(c *Config) {
 	v.tls(c)
 	v.admin(c)
 	v.state(c)
+	v.dns(c)
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)
