@@ -47,8 +47,9 @@ func FuzzServeDNS(f *testing.F) {
 		if len(q) < headerLen || q[2]&0x80 != 0 {
 			return
 		}
-		fast, ok := tb.answerFast(q, src, tcp, nil, nil)
-		slow, err := tb.answerSlow(q, src, tcp, nil)
+		var fe, se ednsOpt
+		fast, ok := tb.answerFast(q, src, tcp, nil, &fe, nil)
+		slow, err := tb.answerSlow(q, src, tcp, nil, &se)
 		if err != nil {
 			// Only names the general path cannot pack may fail, and then
 			// the fast path must not have answered either.

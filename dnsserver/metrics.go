@@ -64,6 +64,9 @@ type metrics struct {
 	queries *prometheus.CounterVec
 	answers *prometheus.CounterVec
 	panics  prometheus.Counter
+	rrl     *prometheus.CounterVec
+	rrlDrop prometheus.Counter
+	rrlSlip prometheus.Counter
 
 	mu    sync.Mutex
 	zones map[string]*zoneCounters
@@ -83,8 +86,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meridian_dns_panics_total",
 			Help: "Queries whose handling panicked; each got SERVFAIL or was dropped.",
 		}),
+		rrl: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_dns_rrl_total",
+			Help: "UDP responses limited by response rate limiting, by action: drop (not sent) or slip (sent truncated, or BADCOOKIE).",
+		}, []string{"action"}),
 		zones: map[string]*zoneCounters{},
 	}
+	defer func() {
+		m.rrlDrop = m.rrl.WithLabelValues("drop")
+		m.rrlSlip = m.rrl.WithLabelValues("slip")
+	}()
 	if reg == nil {
 		return m, nil
 	}
@@ -98,6 +109,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.panics, err = promreg.Register(reg, m.panics)
+	if err != nil {
+		return nil, err
+	}
+	m.rrl, err = promreg.Register(reg, m.rrl)
 	if err != nil {
 		return nil, err
 	}

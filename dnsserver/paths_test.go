@@ -133,12 +133,13 @@ func TestFastMatchesSlow(t *testing.T) {
 			}
 			for _, src := range []string{"127.0.0.1", "81.2.69.10", "2001:db8:1::7"} {
 				for _, tcp := range []bool{false, true} {
-					fast, ok := tb.answerFast(b, netip.MustParseAddr(src), tcp, nil, make([]byte, 0, 512))
+					var fe, se ednsOpt
+					fast, ok := tb.answerFast(b, netip.MustParseAddr(src), tcp, nil, &fe, make([]byte, 0, 512))
 					if !ok {
 						continue
 					}
 					fastSeen[key] = true
-					slow, err := tb.answerSlow(b, netip.MustParseAddr(src), tcp, nil)
+					slow, err := tb.answerSlow(b, netip.MustParseAddr(src), tcp, nil, &se)
 					if err != nil {
 						t.Fatalf("%s: slow path: %v", key, err)
 					}
