@@ -133,8 +133,9 @@ func (j *cookieJar) set(current, previous []byte) error {
 // check decides the answer to a query's COOKIE option from the resolver
 // at src: false when the option is malformed (FORMERR, RFC 7873 §5.2.2).
 // Otherwise the answer carries the client cookie and a server cookie: the
-// one received when it is valid and younger than half an hour, else a new
-// one (§5.2.3-5.2.5). With j nil (cookies off) the option is ignored.
+// one received when it is valid, younger than half an hour and made with
+// the current secret and reserved bytes zero, else a new one (§5.2.3-5.2.5,
+// RFC 9018 §4.3). With j nil (cookies off) the option is ignored.
 func (j *cookieJar) check(c *cookieOpt, src netip.Addr) bool {
 	if j == nil || !c.present {
 		c.answer = false
@@ -155,7 +156,7 @@ func (j *cookieJar) check(c *cookieOpt, src netip.Addr) bool {
 			switch {
 			case cookieMAC(&s.cur, &c.client, c.rserver[:8], src) == mac:
 				c.valid = true
-				if age <= cookieRenew {
+				if age <= cookieRenew && c.rserver[1]|c.rserver[2]|c.rserver[3] == 0 {
 					copy(c.server[:], c.rserver[:cookieServerLen])
 					return true
 				}
