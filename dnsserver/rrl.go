@@ -166,13 +166,13 @@ func (l *limiter) apply(r []byte, src netip.Addr, e *ednsOpt) []byte {
 	var kb [rrlKeyMax]byte
 	a16 := pfx.Addr().As16()
 	key := append(kb[:0], a16[:]...)
-	key = append(key, byte(bits))
+	key = append(key, clamp8(bits))
 	key, kind, qend, ok := appendRRLKey(key, r, e)
 	if !ok {
 		return r
 	}
 	h := maphash.Bytes(l.seed, key)
-	limited, slip, started, stopped := l.account(h|1, kind, a16, uint8(bits)) //nolint:gosec // G115: at most 128
+	limited, slip, started, stopped := l.account(h|1, kind, a16, clamp8(bits))
 	if started {
 		l.logStart(pfx, kind, r)
 	}
