@@ -303,3 +303,40 @@ func TestDigCookie(t *testing.T) {
 		t.Errorf("the cookie dig learned is not valid for %s", host)
 	}
 }
+
+// TestQueryForServerCookie: a query without a question but with a COOKIE
+// option gets a server cookie (RFC 7873 §5.4).
+func TestQueryForServerCookie(t *testing.T) {
+	f := newFixture(t, setup{})
+	const client = "0102030405060708"
+	ask := func(cookie string) *dns.Msg {
+		m := question{name: "www.example.test.", qtype: dns.TypeA, cookie: cookie}.msg()
+		m.Question = nil
+		r := new(dns.Msg)
+		if err := r.Unpack(f.answerBytes(packMsg(t, m), "192.0.2.1")); err != nil {
+			t.Fatalf("answer does not parse: %v", err)
+		}
+		return r
+	}
+	r := ask(client)
+	got := cookieOf(r)
+	if r.Rcode != dns.RcodeSuccess || len(got) != 48 || len(r.Answer) != 0 {
+		t.Fatalf("client cookie only: rcode %s cookie %q, want NOERROR with a server cookie", dns.RcodeToString[r.Rcode], got)
+	}
+	if r := ask(got); r.Rcode != dns.RcodeSuccess || cookieOf(r) != got {
+		t.Errorf("valid server cookie: rcode %s cookie %q, want NOERROR and the same cookie", dns.RcodeToString[r.Rcode], cookieOf(r))
+	}
+	r = ask(client + "0100000065536f0011223344556677ff")
+	if c := cookieOf(r); r.Rcode != dns.RcodeBadCookie || len(c) != 48 || c == client+"0100000065536f0011223344556677ff" {
+		t.Errorf("invalid server cookie: rcode %s cookie %q, want BADCOOKIE with a new cookie", dns.RcodeToString[r.Rcode], c)
+	}
+	if got := counterValue(t, f.reg, "meridian_dns_queries_total", map[string]string{"zone": "none", "qtype": "other", "rcode": "BADCOOKIE"}); got != 1 {
+		t.Errorf("BADCOOKIE counted %v times, want 1", got)
+	}
+	m := new(dns.Msg)
+	m.Id = 7
+	m.SetEdns0(1232, false)
+	if err := m.Unpack(f.answerBytes(packMsg(t, m), "192.0.2.1")); err != nil || m.Rcode != dns.RcodeFormatError {
+		t.Errorf("no question and no cookie: rcode %s (%v), want FORMERR", dns.RcodeToString[m.Rcode], err)
+	}
+}

@@ -43,15 +43,18 @@ func qtypeIndex(qt uint16) int {
 }
 
 // rcodeNames are the response codes the server gives, as label values.
-var rcodeNames = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
+var rcodeNames = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "BADCOOKIE"}
 
 const numRcodes = len(rcodeNames)
 
 func rcodeIndex(rc uint8) int {
-	if rc <= dns.RcodeRefused {
+	switch {
+	case rc <= dns.RcodeRefused:
 		return int(rc)
+	case rc == dns.RcodeBadCookie:
+		return numRcodes - 1
 	}
-	return numRcodes - 1 // BADVERS, the only extended code given
+	return numRcodes - 2 // BADVERS, the other extended code given
 }
 
 // zoneNone labels queries outside every configured zone.

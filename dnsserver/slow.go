@@ -108,6 +108,15 @@ func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet, eo *
 	}
 	defer func() { *eo = *e }()
 	switch {
+	case s.qdcount == 0 && !s.badOPT && e.cookie.answer:
+		// RFC 7873 §5.4: a query for a server cookie. NOERROR when the
+		// query had no server cookie or a valid one, else BADCOOKIE.
+		if e.cookie.slen > 0 && !e.cookie.valid {
+			m.Rcode = dns.RcodeBadCookie
+		}
+		t.st.none.inc(0, clamp8(m.Rcode))
+		m.Extra = []dns.RR{optRR(e, false, 0)}
+		return m.Pack()
 	case s.qdcount != 1 || s.badOPT:
 		m.Rcode = dns.RcodeFormatError
 	case e.present && e.version != 0:
