@@ -39,10 +39,10 @@ func (e *ednsOpt) limit() int {
 // parseOPT reads the OPT record whose owner starts at msg[off] and whose
 // type the caller has checked. For EDNS version 0 it reads the options:
 // ECS (validated), COOKIE (kept for cookieJar.check), the rest ignored. ok
-// is false for a malformed record.
-func parseOPT(msg []byte, off int) (e ednsOpt, end int, ok bool) {
+// is false for a malformed record. e is zero on entry and filled in.
+func parseOPT(e *ednsOpt, msg []byte, off int) (end int, ok bool) {
 	if off+11 > len(msg) || msg[off] != 0 {
-		return e, 0, false
+		return 0, false
 	}
 	e.present = true
 	e.size = be16(msg[off+3:])
@@ -51,31 +51,31 @@ func parseOPT(msg []byte, off int) (e ednsOpt, end int, ok bool) {
 	rdlen := int(be16(msg[off+9:]))
 	end = off + 11 + rdlen
 	if end > len(msg) {
-		return e, 0, false
+		return 0, false
 	}
 	if e.version != 0 {
-		return e, end, true // BADVERS; the options are not looked at
+		return end, true // BADVERS; the options are not looked at
 	}
 	opts := msg[off+11 : end]
 	for len(opts) > 0 {
 		if len(opts) < 4 {
-			return e, 0, false
+			return 0, false
 		}
 		code, olen := be16(opts), int(be16(opts[2:]))
 		if 4+olen > len(opts) {
-			return e, 0, false
+			return 0, false
 		}
 		switch code {
 		case dns.EDNS0SUBNET:
 			if e.ecs.present || !e.ecs.parse(opts[4:4+olen]) {
-				return e, 0, false
+				return 0, false
 			}
 		case dns.EDNS0COOKIE:
 			e.cookie.parse(opts[4 : 4+olen])
 		}
 		opts = opts[4+olen:]
 	}
-	return e, end, true
+	return end, true
 }
 
 // parse reads and checks an ECS option's data. RFC 7871 section 6 makes

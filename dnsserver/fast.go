@@ -37,7 +37,7 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, e *e
 		if qend+3 > len(q) || q[qend] != 0 || be16(q[qend+1:]) != dns.TypeOPT {
 			return out, false
 		}
-		if *e, _, ok = parseOPT(q, qend); !ok || e.version != 0 || !t.cookies.check(&e.cookie, src) {
+		if _, ok = parseOPT(e, q, qend); !ok || e.version != 0 || !t.cookies.check(&e.cookie, src) {
 			return out, false
 		}
 	}

@@ -53,7 +53,8 @@ func scanQuery(q []byte) (s scanned, ok bool) {
 		case s.edns.present:
 			s.badOPT = true // RFC 6891 §6.1.1: one OPT at most
 		default:
-			if e, _, ok := parseOPT(q, start); ok {
+			var e ednsOpt
+			if _, ok := parseOPT(&e, q, start); ok {
 				s.edns = e
 			} else {
 				s.badOPT = true
