@@ -172,12 +172,12 @@ func (l *limiter) apply(r []byte, src netip.Addr, e *ednsOpt) []byte {
 		return r
 	}
 	h := maphash.Bytes(l.seed, key)
-	limited, slip, started, stopped := l.account(h|1, kind, a16, clamp8(bits))
-	if started {
+	limited, slip, ev := l.account(h|1, kind, a16, clamp8(bits))
+	if ev.started {
 		l.logStart(pfx, kind, r)
 	}
-	if stopped > 0 {
-		l.logStop(pfx, kind, time.Duration(stopped))
+	if ev.stopped > 0 {
+		l.logStop(ev.stoppedPrefix, ev.stoppedKind, time.Duration(ev.stopped))
 	}
 	switch {
 	case !limited:
@@ -190,11 +190,19 @@ func (l *limiter) apply(r []byte, src netip.Addr, e *ednsOpt) []byte {
 	return slipped(r, qend, e)
 }
 
+// rrlEvent is a change worth a log line that charging a response caused.
+type rrlEvent struct {
+	started bool // the account has just become limited
+	// stopped is how long an account that has just stopped being limited
+	// (it paid its debt, or it was evicted) was limited; 0: none.
+	stopped       int64
+	stoppedPrefix netip.Prefix
+	stoppedKind   rrlKind
+}
+
 // account charges one response to the account key and reports whether it
-// is limited, whether it is to be slipped, whether the account has just
-// become limited, and, when it has just stopped being limited, for how
-// long it was.
-func (l *limiter) account(key uint64, kind rrlKind, addr [16]byte, bits uint8) (limited, slip, started bool, stopped int64) {
+// is limited, whether it is to be slipped, and what changed.
+func (l *limiter) account(key uint64, kind rrlKind, addr [16]byte, bits uint8) (limited, slip bool, ev rrlEvent) {
 	set := &l.sets[(key>>32)*uint64(len(l.sets))>>32]
 	now := l.now()
 	set.mu.Lock()
@@ -213,8 +221,8 @@ func (l *limiter) account(key uint64, kind rrlKind, addr [16]byte, bits uint8) (
 				e = &ways[i+1]
 			}
 		}
-		if e.since != 0 {
-			stopped = now - e.since // evicted while limited
+		if e.since != 0 { // evicted while limited
+			ev.stopped, ev.stoppedPrefix, ev.stoppedKind = now-e.since, e.prefix(), e.kind
 		}
 		*e = rrlEntry{key: key, credit: l.maxCredit, last: now, kind: kind, bits: bits, addr: addr}
 	}
@@ -224,9 +232,10 @@ func (l *limiter) account(key uint64, kind rrlKind, addr [16]byte, bits uint8) (
 	limited = e.credit < 0
 	switch {
 	case limited && e.since == 0:
-		e.since, e.slips, started = now, 0, true
+		e.since, e.slips, ev.started = now, 0, true
 	case !limited && e.since != 0:
-		stopped, e.since = now-e.since, 0
+		ev.stopped, ev.stoppedPrefix, ev.stoppedKind = now-e.since, e.prefix(), e.kind
+		e.since = 0
 	}
 	if limited && l.cfg.Slip > 0 {
 		e.slips++
@@ -235,7 +244,7 @@ func (l *limiter) account(key uint64, kind rrlKind, addr [16]byte, bits uint8) (
 		}
 	}
 	set.mu.Unlock()
-	return limited, slip, started, stopped
+	return limited, slip, ev
 }
 
 // sweep ends the limiting of accounts that have had no response for a

@@ -265,7 +265,7 @@ func TestRRLTableBounded(t *testing.T) {
 	if got := send(first); got != 'P' {
 		t.Errorf("first prefix after eviction: %c, want a fresh account", got)
 	}
-	if !strings.Contains(buf.String(), "stopped limiting") {
+	if !strings.Contains(buf.String(), "stopped limiting responses\" prefix=10.0.0.0/24") {
 		t.Errorf("no log line for the evicted limited prefix:\n%s", buf)
 	}
 	orig := f.answerBytes(q, "10.9.9.9")
