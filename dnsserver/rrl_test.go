@@ -450,3 +450,27 @@ func TestRRLOverUDP(t *testing.T) {
 		}
 	})
 }
+
+// TestRRLStopLoggedWhenQuiet: a running server logs that a prefix stopped
+// being limited about a window after its flood ends.
+func TestRRLStopLoggedWhenQuiet(t *testing.T) {
+	f := newFixture(t, setup{})
+	c := testRRL()
+	c.Window = config.Duration(time.Second)
+	buf := &lockedBuffer{}
+	f.s.rrl.Store(newLimiter(c, f.s.m, slog.New(slog.NewTextHandler(buf, nil)), nil))
+	f.listen(t)
+	q := packMsg(t, question{name: "www.example.test.", qtype: dns.TypeA}.msg())
+	burst(t, udpClient(t, "127.0.0.1"), f.addr, q, 50)
+	if !strings.Contains(buf.String(), "limiting responses") {
+		t.Fatalf("flood not limited:\n%s", buf)
+	}
+	start := time.Now()
+	for !strings.Contains(buf.String(), "stopped limiting responses") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no stop line 10s after the flood:\n%s", buf)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("stop logged %v after the flood ended", time.Since(start).Round(time.Millisecond))
+}
