@@ -335,27 +335,55 @@ func udpClient(t *testing.T, local string) *net.UDPConn {
 	return c
 }
 
-// burst sends q n times from c to addr within a second and sorts what
-// comes back: full answers, truncated slips, BADCOOKIE slips; the rest
-// were dropped.
-func burst(t *testing.T, c *net.UDPConn, addr string, q []byte, n int) (answers, slips, badcookies int) {
+// queriesSeen is the number of queries f's server has answered (before
+// rate limiting).
+func queriesSeen(t testing.TB, f *fixture) int {
 	t.Helper()
-	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr))
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "meridian_dns_queries_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int(n)
+}
+
+// burst sends q n times from c to f's server within a second, waits until
+// the server has answered them all, and sorts what came back: full
+// answers, truncated slips, BADCOOKIE slips; the rest were dropped.
+func burst(t *testing.T, c *net.UDPConn, f *fixture, q []byte, n int) (answers, slips, badcookies int) {
+	t.Helper()
+	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(f.addr))
+	seen := queriesSeen(t, f)
 	start := time.Now()
-	for range n {
+	for i := range n {
 		if _, err := c.WriteToUDP(q, to); err != nil {
 			t.Fatal(err)
+		}
+		if i%25 == 24 {
+			time.Sleep(2 * time.Millisecond) // within the server's socket buffer
 		}
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Logf("sending %d queries took %v", n, d)
 	}
+	for deadline := time.Now().Add(10 * time.Second); queriesSeen(t, f)-seen < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server answered %d of %d queries in 10s", queriesSeen(t, f)-seen, n)
+		}
+	}
 	buf := make([]byte, 1500)
 	for got := 0; got < n; got++ {
-		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		k, _, err := c.ReadFromUDP(buf)
 		if err != nil {
-			break // nothing more within half a second: the rest were dropped
+			break // all were answered or dropped before: the rest were dropped
 		}
 		m := new(dns.Msg)
 		if err := m.Unpack(buf[:k]); err != nil {
@@ -389,7 +417,7 @@ func TestRRLOverUDP(t *testing.T) {
 	}
 	t.Run("one source flooding", func(t *testing.T) {
 		f := start(t, testRRL())
-		answers, slips, _ := burst(t, udpClient(t, "127.0.0.1"), f.addr, q, 200)
+		answers, slips, _ := burst(t, udpClient(t, "127.0.0.1"), f, q, 200)
 		drops := 200 - answers - slips
 		t.Logf("200 queries: %d answers, %d slips, %d dropped", answers, slips, drops)
 		if answers < 1 || answers > 10 || slips < 50 || drops < 50 {
@@ -404,10 +432,10 @@ func TestRRLOverUDP(t *testing.T) {
 		if r := f.exchange(t, question{name: "www.example.test.", qtype: dns.TypeA}.msg(), "tcp"); len(r.Answer) != 1 || r.Truncated {
 			t.Errorf("over TCP: %v, want the answer", r)
 		}
-		if a, _, _ := burst(t, udpClient(t, "127.0.1.2"), f.addr, q, 1); a != 1 {
+		if a, _, _ := burst(t, udpClient(t, "127.0.1.2"), f, q, 1); a != 1 {
 			t.Errorf("another /24 (127.0.1.2) not answered at once")
 		}
-		if a, _, _ := burst(t, udpClient(t, "127.0.0.2"), f.addr, q, 1); a != 0 {
+		if a, _, _ := burst(t, udpClient(t, "127.0.0.2"), f, q, 1); a != 0 {
 			t.Errorf("127.0.0.2 answered at once though it shares 127.0.0.0/24 with the flood")
 		}
 	})
@@ -415,10 +443,10 @@ func TestRRLOverUDP(t *testing.T) {
 		c := testRRL()
 		c.IPv4Prefix = 32
 		f := start(t, c)
-		if a, _, _ := burst(t, udpClient(t, "127.0.0.1"), f.addr, q, 200); a > 10 {
+		if a, _, _ := burst(t, udpClient(t, "127.0.0.1"), f, q, 200); a > 10 {
 			t.Errorf("%d answers to the flood", a)
 		}
-		if a, _, _ := burst(t, udpClient(t, "127.0.0.2"), f.addr, q, 1); a != 1 {
+		if a, _, _ := burst(t, udpClient(t, "127.0.0.2"), f, q, 1); a != 1 {
 			t.Errorf("127.0.0.2 not answered at once with ipv4_prefix 32")
 		}
 	})
@@ -426,7 +454,7 @@ func TestRRLOverUDP(t *testing.T) {
 		c := testRRL()
 		c.Exempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		f := start(t, c)
-		if a, s, _ := burst(t, udpClient(t, "127.0.0.1"), f.addr, q, 200); a != 200 {
+		if a, s, _ := burst(t, udpClient(t, "127.0.0.1"), f, q, 200); a != 200 {
 			t.Errorf("exempt source: %d answers, %d slips of 200", a, s)
 		}
 	})
@@ -436,7 +464,7 @@ func TestRRLOverUDP(t *testing.T) {
 		// Learn a cookie by flooding with a client cookie only: the slips
 		// are BADCOOKIE and carry one.
 		cq := question{name: "www.example.test.", qtype: dns.TypeA, cookie: "0102030405060708"}.msg()
-		a, s, bad := burst(t, c, f.addr, packMsg(t, cq), 50)
+		a, s, bad := burst(t, c, f, packMsg(t, cq), 50)
 		if a > 10 || s != 0 || bad < 10 {
 			t.Fatalf("client cookie only: %d answers, %d truncated, %d BADCOOKIE; want a few answers and BADCOOKIE slips", a, s, bad)
 		}
@@ -445,7 +473,7 @@ func TestRRLOverUDP(t *testing.T) {
 		if len(sc) != 48 {
 			t.Fatalf("no server cookie over TCP: %v", r)
 		}
-		if a, s, bad := burst(t, c, f.addr, packMsg(t, question{name: "www.example.test.", qtype: dns.TypeA, cookie: sc}.msg()), 200); a != 200 {
+		if a, s, bad := burst(t, c, f, packMsg(t, question{name: "www.example.test.", qtype: dns.TypeA, cookie: sc}.msg()), 200); a != 200 {
 			t.Errorf("with a valid server cookie: %d answers, %d slips, %d BADCOOKIE of 200", a, s, bad)
 		}
 	})
@@ -461,7 +489,7 @@ func TestRRLStopLoggedWhenQuiet(t *testing.T) {
 	f.s.rrl.Store(newLimiter(c, f.s.m, slog.New(slog.NewTextHandler(buf, nil)), nil))
 	f.listen(t)
 	q := packMsg(t, question{name: "www.example.test.", qtype: dns.TypeA}.msg())
-	burst(t, udpClient(t, "127.0.0.1"), f.addr, q, 50)
+	burst(t, udpClient(t, "127.0.0.1"), f, q, 50)
 	if !strings.Contains(buf.String(), "limiting responses") {
 		t.Fatalf("flood not limited:\n%s", buf)
 	}
