@@ -141,6 +141,11 @@ func (j *cookieJar) check(c *cookieOpt, src netip.Addr) bool {
 		c.answer = false
 		return true
 	}
+	return j.checkPresent(c, src)
+}
+
+// checkPresent is check for a query with a COOKIE option and cookies on.
+func (j *cookieJar) checkPresent(c *cookieOpt, src netip.Addr) bool {
 	if c.malformed {
 		c.answer = false
 		return false
