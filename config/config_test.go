@@ -225,6 +225,7 @@ func TestDefaults(t *testing.T) {
 		}},
 		State: State{Backend: "file", Path: "meridian-state.json"},
 		Fleet: Fleet{NodeTTL: Duration(10 * time.Second), Health: "local", Quorum: 0.5},
+		DNS:   DNS{Cookies: true},
 		Regions: []Region{{
 			Name: "r1",
 			Endpoints: []Endpoint{

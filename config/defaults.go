@@ -129,6 +129,8 @@ func applyDefaults(c *Config, pos *positions, hostname func() (string, error)) {
 	fleetDefaults(c, pos)
 
 	bgpDefaults(c, pos)
+	dnsDefaults(c, pos)
+
 	for i := range c.Regions {
 		regionDefaults(&c.Regions[i], pos, itemPath("regions", i))
 	}

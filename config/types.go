@@ -17,6 +17,7 @@ type Config struct {
 	State    State     `yaml:"state"`
 	BGP      *BGP      `yaml:"bgp"` // nil when not set: no BGP
 	Fleet    Fleet     `yaml:"fleet"`
+	DNS      DNS       `yaml:"dns"`
 	Regions  []Region  `yaml:"regions"`
 	Zones    []Zone    `yaml:"zones"`
 	Services []Service `yaml:"services"`

@@ -55,6 +55,7 @@ func (v *validator) config(c *Config) {
 	v.admin(c)
 	v.state(c)
 	v.fleet(c)
+	v.dns(c)
 	v.regionList(c)
 	v.zoneList(c)
 	v.serviceList(c)

@@ -17,6 +17,12 @@
 // (udp_mmsg.go); a socket under steady load keeps a P while it waits for
 // the next query, so by default one P fewer than GOMAXPROCS serves UDP.
 //
+// Facing the internet, the server answers DNS cookies (RFC 7873, server
+// cookies as RFC 9018 makes them, cookie.go, over internal/siphash) and
+// rate-limits UDP answers per client prefix as BIND's RRL does (rrl.go),
+// after either path has answered, so both give the same results; a client
+// with a valid server cookie is not limited.
+//
 // The package serves DNS and nothing else: it makes no steering decisions
 // of its own (package policy does), probes nothing (package health does)
 // and keeps no operator state. It never recurses: RA is never set.

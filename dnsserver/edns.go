@@ -14,6 +14,7 @@ type ednsOpt struct {
 	version uint8
 	do      bool
 	ecs     ecsOpt
+	cookie  cookieOpt
 }
 
 // ecsOpt is a query's EDNS Client Subnet option (RFC 7871).
@@ -37,10 +38,11 @@ func (e *ednsOpt) limit() int {
 
 // parseOPT reads the OPT record whose owner starts at msg[off] and whose
 // type the caller has checked. For EDNS version 0 it reads the options:
-// ECS (validated), the rest ignored. ok is false for a malformed record.
-func parseOPT(msg []byte, off int) (e ednsOpt, end int, ok bool) {
+// ECS (validated), COOKIE (kept for cookieJar.check), the rest ignored. ok
+// is false for a malformed record. e is zero on entry and filled in.
+func parseOPT(e *ednsOpt, msg []byte, off int) (end int, ok bool) {
 	if off+11 > len(msg) || msg[off] != 0 {
-		return e, 0, false
+		return 0, false
 	}
 	e.present = true
 	e.size = be16(msg[off+3:])
@@ -49,28 +51,31 @@ func parseOPT(msg []byte, off int) (e ednsOpt, end int, ok bool) {
 	rdlen := int(be16(msg[off+9:]))
 	end = off + 11 + rdlen
 	if end > len(msg) {
-		return e, 0, false
+		return 0, false
 	}
 	if e.version != 0 {
-		return e, end, true // BADVERS; the options are not looked at
+		return end, true // BADVERS; the options are not looked at
 	}
 	opts := msg[off+11 : end]
 	for len(opts) > 0 {
 		if len(opts) < 4 {
-			return e, 0, false
+			return 0, false
 		}
 		code, olen := be16(opts), int(be16(opts[2:]))
 		if 4+olen > len(opts) {
-			return e, 0, false
+			return 0, false
 		}
-		if code == dns.EDNS0SUBNET {
+		switch code {
+		case dns.EDNS0SUBNET:
 			if e.ecs.present || !e.ecs.parse(opts[4:4+olen]) {
-				return e, 0, false
+				return 0, false
 			}
+		case dns.EDNS0COOKIE:
+			e.cookie.parse(opts[4 : 4+olen])
 		}
 		opts = opts[4+olen:]
 	}
-	return e, end, true
+	return end, true
 }
 
 // parse reads and checks an ECS option's data. RFC 7871 section 6 makes
@@ -129,31 +134,48 @@ func (e *ednsOpt) client(src netip.Addr) netip.Addr {
 	return src
 }
 
-// optLen is the length of the OPT record appendOPT writes for e.
+// optLen is the length of the OPT record appendOPT writes for e with
+// ECS.
 func (e *ednsOpt) optLen() int {
+	n := 11
 	if e.ecs.present {
-		return 11 + 8 + int(e.ecs.alen)
+		n += 8 + int(e.ecs.alen)
 	}
-	return 11
+	if e.cookie.answer {
+		n += cookieOptLen
+	}
+	return n
 }
 
 // appendOPT appends the answer's OPT record: buffer size 1232, the
-// extended rcode's upper bits, version 0, DO copied, and the ECS option
-// echoed with scope when the query had one.
+// extended rcode's upper bits, version 0, DO copied, the ECS option echoed
+// with scope when the query had one (and withECS), then the COOKIE option
+// when the query's cookie is answered.
 func appendOPT(b []byte, e *ednsOpt, extRcode uint8, withECS bool, scope uint8) []byte {
 	var flags byte
 	if e.do {
 		flags = 0x80
 	}
 	b = append(b, 0, 0, byte(dns.TypeOPT), byte(maxUDPSize>>8), byte(maxUDPSize&0xFF), extRcode, 0, flags, 0)
-	if !withECS || !e.ecs.present {
-		return append(b, 0, 0)
+	ecs := withECS && e.ecs.present
+	var rdlen uint16
+	if ecs {
+		rdlen += 8 + uint16(e.ecs.alen)
 	}
-	c := &e.ecs
-	b = binary.BigEndian.AppendUint16(b, 8+uint16(c.alen))
-	b = append(b, 0, byte(dns.EDNS0SUBNET))
-	b = binary.BigEndian.AppendUint16(b, 4+uint16(c.alen))
-	b = binary.BigEndian.AppendUint16(b, c.family)
-	b = append(b, c.source, scope)
-	return append(b, c.raw[:c.alen]...)
+	if e.cookie.answer {
+		rdlen += cookieOptLen
+	}
+	b = binary.BigEndian.AppendUint16(b, rdlen)
+	if ecs {
+		c := &e.ecs
+		b = append(b, 0, byte(dns.EDNS0SUBNET))
+		b = binary.BigEndian.AppendUint16(b, 4+uint16(c.alen))
+		b = binary.BigEndian.AppendUint16(b, c.family)
+		b = append(b, c.source, scope)
+		b = append(b, c.raw[:c.alen]...)
+	}
+	if e.cookie.answer {
+		b = e.cookie.appendOption(b)
+	}
+	return b
 }

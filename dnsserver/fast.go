@@ -10,11 +10,12 @@ import (
 // answerFast answers the common query shape straight from the raw bytes
 // and the precomputed tables, without allocating: opcode QUERY, one
 // question with an uncompressed name, class IN, no answer or authority
-// records, and at most an OPT record (EDNS version 0; ECS honoured, other
-// options ignored). It returns ok = false for anything else, and for
-// answers it does not precompute (wildcards, ANY, names with ACME
-// records), which the general path then gives.
-func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out []byte) ([]byte, bool) {
+// records, and at most an OPT record (EDNS version 0; ECS and COOKIE
+// honoured, other options ignored). It returns ok = false for anything
+// else, and for answers it does not precompute (wildcards, ANY, names with
+// ACME records), which the general path then gives. e, zero on entry, is
+// left holding the query's EDNS options as answered.
+func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, e *ednsOpt, out []byte) ([]byte, bool) {
 	if len(q) < headerLen+5 || q[2]&0x78 != 0 || be16(q[4:]) != 1 || be16(q[6:]) != 0 || be16(q[8:]) != 0 {
 		return out, false
 	}
@@ -32,12 +33,11 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 		return out, false
 	}
 	qend := off + 4
-	var e ednsOpt
 	if ar == 1 {
 		if qend+3 > len(q) || q[qend] != 0 || be16(q[qend+1:]) != dns.TypeOPT {
 			return out, false
 		}
-		if e, _, ok = parseOPT(q, qend); !ok || e.version != 0 {
+		if _, ok = parseOPT(e, q, qend); !ok || e.version != 0 || !t.cookies.check(&e.cookie, src) {
 			return out, false
 		}
 	}
@@ -52,7 +52,7 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 
 	nd := t.st.names[string(name)]
 	if nd == nil {
-		return t.fastMiss(q[:qend], name, qtype, &e, limit, out)
+		return t.fastMiss(q[:qend], name, qtype, e, limit, out)
 	}
 	ent := nd.entry(qtype)
 	if ent == nil {
@@ -66,14 +66,14 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 		body, ex = body[:len(body)-ent.exLen], 0
 		if qend+len(body)+e.optLen() > limit {
 			z.ctr.inc(qtype, ent.rcode)
-			return truncated(out, &e, 0), true
+			return truncated(out, e, 0), true
 		}
 	}
 	out = append(out, body...)
 	an, ns := ent.an, ent.ns
 	var scope uint8
 	if ent.steer >= 0 {
-		p := t.pick(ent.steer, e.client(src), &e)
+		p := t.pick(ent.steer, e.client(src), e)
 		var c uint16
 		out, c = t.svcs[ent.steer].appendRRs(out, &p, ent.fam, ent.ptr)
 		an += c
@@ -85,9 +85,9 @@ func (t *table) answerFast(q []byte, src netip.Addr, tcp bool, dyn *dynSet, out 
 	}
 	z.ctr.inc(qtype, ent.rcode)
 	if len(out)+e.optLen() > limit {
-		return truncated(out[:qend], &e, scope), true
+		return truncated(out[:qend], e, scope), true
 	}
-	return finish(out, an, ns, ex, &e, scope), true
+	return finish(out, an, ns, ex, e, scope), true
 }
 
 // fastMiss answers a name that is not in the tables: REFUSED outside the

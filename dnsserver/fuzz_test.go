@@ -3,17 +3,24 @@ package dnsserver
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
 
-// FuzzServeDNS feeds raw messages to the query path: nothing may panic,
-// every answer parses and carries the query's ID, UDP answers fit 1232
-// bytes, and where the fast path answers, the general path answers alike.
-// The paths are called without the adapter's recover so that a panic
-// fails the fuzz run instead of turning into SERVFAIL.
+// FuzzServeDNS feeds raw messages to the query path, with DNS cookies and
+// response rate limiting on: nothing may panic, every answer parses and
+// carries the query's ID, UDP answers fit 1232 bytes, and where the fast
+// path answers, the general path answers alike, gives the same cookie and
+// is rate-limited alike. The paths are called without the adapter's
+// recover so that a panic fails the fuzz run instead of turning into
+// SERVFAIL.
 func FuzzServeDNS(f *testing.F) {
 	fx := newFixture(f, setup{})
+	fx.pinCookieClock(time.Unix(1700000000, 0))
+	rrl := testRRL()
+	rrl.ResponsesPerSecond, rrl.Slip = 1, 1
+	fx.setRRL(f, rrl)
 	for _, q := range []question{
 		{name: "www.example.test.", qtype: dns.TypeA},
 		{name: "api.example.test.", qtype: dns.TypeA, ecs: "81.2.69.0/24"},
@@ -24,6 +31,9 @@ func FuzzServeDNS(f *testing.F) {
 		{name: "example.test.", qtype: dns.TypeNS},
 		{name: "x.wild.example.test.", qtype: dns.TypeANY},
 		{name: "id.server.", qtype: dns.TypeTXT, class: dns.ClassCHAOS},
+		{name: "www.example.test.", qtype: dns.TypeA, cookie: "0102030405060708"},
+		{name: "nope.example.test.", qtype: dns.TypeA, cookie: "0102030405060708" + "0100000065536f0011223344556677ff"},
+		{name: "big.example.test.", qtype: dns.TypeTXT, ecs: "81.2.69.0/24", cookie: "0102030405060708"},
 	} {
 		b := packMsg(f, q.msg())
 		f.Add(b, false)
@@ -47,8 +57,19 @@ func FuzzServeDNS(f *testing.F) {
 		if len(q) < headerLen || q[2]&0x80 != 0 {
 			return
 		}
-		fast, ok := tb.answerFast(q, src, tcp, nil, nil)
-		slow, err := tb.answerSlow(q, src, tcp, nil)
+		if r := fx.s.answer(q, src, false, nil); r != nil {
+			// Rate-limited over UDP: the answer, or a slip.
+			var m dns.Msg
+			if err := m.Unpack(r); err != nil {
+				t.Fatalf("answer %x does not parse: %v", r, err)
+			}
+			if m.Id != be16(q) || (m.Truncated || m.Rcode == dns.RcodeBadCookie) && len(m.Answer)+len(m.Ns) != 0 {
+				t.Fatalf("slip with records or another ID: %v", &m)
+			}
+		}
+		var fe, se ednsOpt
+		fast, ok := tb.answerFast(q, src, tcp, nil, &fe, nil)
+		slow, err := tb.answerSlow(q, src, tcp, nil, &se)
 		if err != nil {
 			// Only names the general path cannot pack may fail, and then
 			// the fast path must not have answered either.
@@ -59,6 +80,12 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		if ok {
 			compareWire(t, "fuzzed query", fast, slow, tcp)
+			if fe.cookie != se.cookie {
+				t.Fatalf("cookies differ: fast %+v, slow %+v", fe.cookie, se.cookie)
+			}
+			if !tcp {
+				compareLimited(t, "fuzzed query", src, fast, slow, &fe, &se)
+			}
 		}
 	})
 }

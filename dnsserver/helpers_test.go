@@ -237,6 +237,9 @@ type question struct {
 	size  uint16
 	do    bool
 	ecs   string
+	// cookie is a COOKIE option's data in hex: a client cookie, or a
+	// client and a server cookie.
+	cookie string
 }
 
 func (q question) msg() *dns.Msg {
@@ -246,7 +249,7 @@ func (q question) msg() *dns.Msg {
 	if q.class != 0 {
 		m.Question[0].Qclass = q.class
 	}
-	if q.edns || q.ecs != "" || q.do || q.size != 0 {
+	if q.edns || q.ecs != "" || q.do || q.size != 0 || q.cookie != "" {
 		size := q.size
 		if size == 0 {
 			size = 4096
@@ -261,8 +264,37 @@ func (q question) msg() *dns.Msg {
 			}
 			m.IsEdns0().Option = append(m.IsEdns0().Option, sub)
 		}
+		if q.cookie != "" {
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: q.cookie})
+		}
 	}
 	return m
+}
+
+// cookieOf returns the COOKIE option of an answer in hex, or "".
+func cookieOf(m *dns.Msg) string {
+	if o := m.IsEdns0(); o != nil {
+		for _, op := range o.Option {
+			if c, ok := op.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+	}
+	return ""
+}
+
+// pinCookieClock makes the server's cookies use the fixed time at.
+func (f *fixture) pinCookieClock(at time.Time) {
+	f.s.jar.now = func() time.Time { return at }
+}
+
+// setRRL reloads the fixture with dns.rrl set to r (nil: off).
+func (f *fixture) setRRL(t testing.TB, r *config.RRL) {
+	t.Helper()
+	f.cfg.DNS.RRL = r
+	if err := f.s.Update(f.input(t, setup{})); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
 }
 
 // ecsOf returns the ECS option of an answer, or nil.

@@ -80,6 +80,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addrs []string) error {
 		case <-done:
 		}
 	})
+	l.wg.Go(func() { s.maintain(done) })
 	l.mu.Unlock()
 	for _, a := range bound {
 		s.log.Info("dns listening", "addr", a.String())

@@ -44,15 +44,18 @@ func qtypeIndex(qt uint16) int {
 }
 
 // rcodeNames are the response codes the server gives, as label values.
-var rcodeNames = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
+var rcodeNames = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "BADCOOKIE"}
 
 const numRcodes = len(rcodeNames)
 
 func rcodeIndex(rc uint8) int {
-	if rc <= dns.RcodeRefused {
+	switch {
+	case rc <= dns.RcodeRefused:
 		return int(rc)
+	case rc == dns.RcodeBadCookie:
+		return numRcodes - 1
 	}
-	return numRcodes - 1 // BADVERS, the only extended code given
+	return numRcodes - 2 // BADVERS, the other extended code given
 }
 
 // zoneNone labels queries outside every configured zone.
@@ -69,6 +72,9 @@ type metrics struct {
 	// durationBy is duration's child per transport (udp, tcp), resolved
 	// once so that observing an answer looks up no labels.
 	durationBy [2]prometheus.Observer
+	rrl        *prometheus.CounterVec
+	rrlDrop    prometheus.Counter
+	rrlSlip    prometheus.Counter
 
 	mu    sync.Mutex
 	zones map[string]*zoneCounters
@@ -93,9 +99,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from reading a DNS query off the socket to handing its answer back, by transport (udp, tcp); queries read in one batch share the batch's time.",
 			Buckets: dnsDurationBuckets,
 		}, []string{"proto"}),
+		rrl: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_dns_rrl_total",
+			Help: "UDP responses limited by response rate limiting, by action: drop (not sent) or slip (sent truncated, or BADCOOKIE).",
+		}, []string{"action"}),
 		zones: map[string]*zoneCounters{},
 	}
 	m.bindDuration()
+	defer func() {
+		m.rrlDrop = m.rrl.WithLabelValues("drop")
+		m.rrlSlip = m.rrl.WithLabelValues("slip")
+	}()
 	if reg == nil {
 		return m, nil
 	}
@@ -117,6 +131,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.bindDuration()
+	m.rrl, err = promreg.Register(reg, m.rrl)
+	if err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

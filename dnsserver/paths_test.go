@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
+	"encoding/hex"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -58,6 +60,16 @@ var pathQueries = []question{
 	{name: "www.example.test.", qtype: 65280},
 	{name: "www.example.test.", qtype: dns.TypeA, class: dns.ClassANY},
 	{name: "id.server.", qtype: dns.TypeA, class: dns.ClassCHAOS},
+	{name: "www.example.test.", qtype: dns.TypeA, cookie: "0102030405060708"},
+	{name: "api.example.test.", qtype: dns.TypeA, ecs: "81.2.69.0/24", cookie: "0102030405060708"},
+	{name: "big.example.test.", qtype: dns.TypeTXT, cookie: "0102030405060708"},
+	{name: "big.example.test.", qtype: dns.TypeTXT, size: 512, cookie: "0102030405060708"},
+	{name: "many.example.test.", qtype: dns.TypeMX, size: 700, cookie: "0102030405060708"},
+	{name: "nope.example.test.", qtype: dns.TypeA, cookie: "0102030405060708"},
+	{name: "x.example.org.", qtype: dns.TypeA, cookie: "0102030405060708"},
+	{name: "www.example.test.", qtype: dns.TypeA, cookie: "0102030405060708" + "0100000065536f0011223344556677ff"},
+	{name: "www.example.test.", qtype: dns.TypeA, cookie: "0102030405060708" + "0011223344556677"},
+	{name: "foo.wild.example.test.", qtype: dns.TypeA, cookie: "0102030405060708"},
 }
 
 // mustBeFast are queries whose shape the fast path must take.
@@ -110,16 +122,31 @@ var mustBeFast = map[string]bool{
 
 // TestFastMatchesSlow answers every test query on both paths and compares
 // the answers as parsed messages, for UDP and TCP limits and for several
-// clients.
+// clients, with DNS cookies on; then it rate-limits both answers alike
+// and compares the results.
 func TestFastMatchesSlow(t *testing.T) {
 	for _, su := range []setup{{}, {down: []string{"eu-west", "us-east/0"}, degraded: []string{"api"}}} {
 		f := newFixture(t, su)
+		f.pinCookieClock(time.Unix(1700000000, 0))
 		tb := f.s.table.Load()
 		var qs []question
 		for _, tc := range answerCases {
 			qs = append(qs, tc.q)
 		}
 		qs = append(qs, pathQueries...)
+		// Cookies this server made for 127.0.0.1: valid there, not for
+		// the other clients.
+		for _, q := range []question{
+			{name: "www.example.test.", qtype: dns.TypeA},
+			{name: "api.example.test.", qtype: dns.TypeA, ecs: "81.2.69.0/24", do: true},
+			{name: "big.example.test.", qtype: dns.TypeTXT, edns: true},
+		} {
+			var c cookieOpt
+			c.parse([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+			f.s.jar.check(&c, netip.MustParseAddr("127.0.0.1"))
+			q.cookie = hex.EncodeToString(c.client[:]) + hex.EncodeToString(c.server[:])
+			qs = append(qs, q)
+		}
 		fastSeen := map[string]bool{}
 		for _, q := range qs {
 			m := q.msg()
@@ -133,16 +160,23 @@ func TestFastMatchesSlow(t *testing.T) {
 			}
 			for _, src := range []string{"127.0.0.1", "81.2.69.10", "2001:db8:1::7"} {
 				for _, tcp := range []bool{false, true} {
-					fast, ok := tb.answerFast(b, netip.MustParseAddr(src), tcp, nil, make([]byte, 0, 512))
+					var fe, se ednsOpt
+					fast, ok := tb.answerFast(b, netip.MustParseAddr(src), tcp, nil, &fe, make([]byte, 0, 512))
 					if !ok {
 						continue
 					}
 					fastSeen[key] = true
-					slow, err := tb.answerSlow(b, netip.MustParseAddr(src), tcp, nil)
+					slow, err := tb.answerSlow(b, netip.MustParseAddr(src), tcp, nil, &se)
 					if err != nil {
 						t.Fatalf("%s: slow path: %v", key, err)
 					}
 					compareWire(t, key, fast, slow, tcp)
+					if fe.cookie != se.cookie {
+						t.Errorf("%s: cookies differ: fast %+v, slow %+v", key, fe.cookie, se.cookie)
+					}
+					if !tcp {
+						compareLimited(t, key, netip.MustParseAddr(src), fast, slow, &fe, &se)
+					}
 				}
 			}
 		}
@@ -154,6 +188,32 @@ func TestFastMatchesSlow(t *testing.T) {
 			}
 			if fastSeen["foo.wild.example.test. A"] {
 				t.Errorf("wildcard answered on the fast path")
+			}
+		}
+	}
+}
+
+// compareLimited rate-limits the fast and the slow answer to one query
+// alike, on two limiters of one configuration (every limited answer
+// slipped, then every second), and compares what each sends.
+func compareLimited(t *testing.T, what string, src netip.Addr, fast, slow []byte, fe, se *ednsOpt) {
+	t.Helper()
+	for _, slip := range []int{1, 2} {
+		c := testRRL()
+		c.ResponsesPerSecond, c.Slip = 2, slip
+		lf, _, _ := testLimiter(c)
+		ls, _, _ := testLimiter(c)
+		for i := range 6 {
+			if fe.cookie.valid {
+				break // never limited
+			}
+			rf := lf.apply(append([]byte(nil), fast...), src, fe)
+			rs := ls.apply(append([]byte(nil), slow...), src, se)
+			if (rf == nil) != (rs == nil) {
+				t.Fatalf("%s: rate-limited answer %d: fast sent %v, slow sent %v", what, i, rf != nil, rs != nil)
+			}
+			if rf != nil {
+				compareWire(t, what+" (rate-limited)", rf, rs, false)
 			}
 		}
 	}
@@ -175,5 +235,33 @@ func compareWire(t *testing.T, what string, fast, slow []byte, tcp bool) {
 	}
 	if !tcp && len(fast) > maxUDPSize {
 		t.Errorf("%s: fast UDP answer of %d bytes", what, len(fast))
+	}
+}
+
+// TestCookieQueriesTakeFastPath: a COOKIE option keeps a query on the
+// fast path; a malformed one goes to the general path, which gives
+// FORMERR.
+func TestCookieQueriesTakeFastPath(t *testing.T) {
+	f := newFixture(t, setup{})
+	tb := f.s.table.Load()
+	src := netip.MustParseAddr("192.0.2.1")
+	for _, c := range []string{"0102030405060708", "0102030405060708" + "0100000065536f0011223344556677ff"} {
+		for _, q := range []question{
+			{name: "www.example.test.", qtype: dns.TypeA, cookie: c},
+			{name: "api.example.test.", qtype: dns.TypeA, ecs: "81.2.69.0/24", cookie: c},
+			{name: "nope.example.test.", qtype: dns.TypeA, cookie: c},
+		} {
+			var e ednsOpt
+			if _, ok := tb.answerFast(packMsg(t, q.msg()), src, false, nil, &e, nil); !ok || !e.cookie.answer {
+				t.Errorf("%s with cookie %s: fast path %v, cookie answered %v", q.name, c, ok, e.cookie.answer)
+			}
+		}
+	}
+	bad := rawQuery(t, func(m *dns.Msg) {
+		m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_LOCAL{Code: dns.EDNS0COOKIE, Data: []byte{1, 2, 3}}}
+	})
+	var e ednsOpt
+	if _, ok := tb.answerFast(bad, src, false, nil, &e, nil); ok {
+		t.Errorf("malformed cookie answered on the fast path")
 	}
 }

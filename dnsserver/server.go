@@ -43,6 +43,10 @@ type Options struct {
 	// while it waits between queries, so the default, GOMAXPROCS-1 (at
 	// least 1), leaves one for the rest of the process.
 	UDPSockets int
+	// CookieRotation is how often the cookie secret is replaced while it
+	// is not shared (SetCookieSecrets); default DefaultCookieRotation, at
+	// least an hour.
+	CookieRotation time.Duration
 }
 
 // Input is everything an answer table is built from.
@@ -74,6 +78,9 @@ type Server struct {
 
 	panicLogged atomic.Bool
 
+	jar *cookieJar
+	rrl atomic.Pointer[limiter] // nil: no rate limiting
+
 	lis listeners
 }
 
@@ -83,6 +90,8 @@ type table struct {
 	svcs []svcTable
 	snap *policy.Snapshot
 	geo  *geo.DB
+	// cookies answers COOKIE options; nil while dns.cookies is off.
+	cookies *cookieJar
 }
 
 // New returns a server with no zones; Update gives it some.
@@ -101,6 +110,11 @@ func New(opts Options) *Server {
 	if s.opts.MaxTCPConns <= 0 {
 		s.opts.MaxTCPConns = DefaultMaxTCPConns
 	}
+	if s.opts.CookieRotation <= 0 {
+		s.opts.CookieRotation = DefaultCookieRotation
+	}
+	s.opts.CookieRotation = max(s.opts.CookieRotation, time.Hour)
+	s.jar = newCookieJar(s.now)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		// A clashing collector of another shape: count without exporting.
@@ -135,15 +149,44 @@ func (s *Server) Update(in Input) error {
 	if err != nil {
 		return fmt.Errorf("updating dns tables: %w", err)
 	}
-	s.table.Store(&table{st: st, svcs: svcs, snap: in.Policy, geo: in.Geo})
+	var jar *cookieJar
+	if in.Config.DNS.Cookies {
+		jar = s.jar
+	}
+	s.setRRL(in.Config.DNS.RRL)
+	s.table.Store(&table{st: st, svcs: svcs, snap: in.Policy, geo: in.Geo, cookies: jar})
 	s.serials = st.serials
+	return nil
+}
+
+// setRRL switches response rate limiting to c (nil: off), keeping the
+// accounts when c does not change it.
+func (s *Server) setRRL(c *config.RRL) {
+	old := s.rrl.Load()
+	switch {
+	case c == nil:
+		s.rrl.Store(nil)
+	case old == nil || !old.same(c):
+		s.rrl.Store(newLimiter(c, s.m, s.log, nil))
+	}
+}
+
+// SetCookieSecrets makes current the secret server cookies are made with
+// and accepts cookies made with current or previous (nil: none), so that
+// every node of a fleet that shares them accepts another's cookies. Once
+// called, the node stops rotating a secret of its own. Each secret is 16
+// bytes.
+func (s *Server) SetCookieSecrets(current, previous []byte) error {
+	if err := s.jar.set(current, previous); err != nil {
+		return fmt.Errorf("setting dns cookie secrets: %w", err)
+	}
 	return nil
 }
 
 // answer is the one adapter every transport calls: it drops what must not
 // be answered, tries the fast path, falls back to the general one, turns
-// errors and panics into SERVFAIL, and returns the answer in out's
-// storage (nil: send nothing).
+// errors and panics into SERVFAIL, rate-limits UDP answers, and returns
+// the answer in out's storage (nil: send nothing).
 func (s *Server) answer(q []byte, src netip.Addr, tcp bool, out []byte) (resp []byte) {
 	if len(q) < headerLen || q[2]&0x80 != 0 {
 		return nil // too short to answer, or not a query
@@ -163,16 +206,24 @@ func (s *Server) answer(q []byte, src netip.Addr, tcp bool, out []byte) (resp []
 		}
 	}()
 	dyn := s.dyn.Load()
-	if r, ok := t.answerFast(q, src, tcp, dyn, out); ok {
-		return r
+	var e ednsOpt
+	r, ok := t.answerFast(q, src, tcp, dyn, &e, out)
+	if !ok {
+		e = ednsOpt{}
+		b, err := t.answerSlow(q, src, tcp, dyn, &e)
+		if err != nil {
+			s.log.Debug("answering a query", "err", err)
+			t.st.none.inc(0, rcodeServFail)
+			return headerOnly(out, q, rcodeServFail)
+		}
+		r = append(out[:0], b...)
 	}
-	b, err := t.answerSlow(q, src, tcp, dyn)
-	if err != nil {
-		s.log.Debug("answering a query", "err", err)
-		t.st.none.inc(0, rcodeServFail)
-		return headerOnly(out, q, rcodeServFail)
+	if !tcp && !e.cookie.valid {
+		if l := s.rrl.Load(); l != nil {
+			return l.apply(r, src, &e)
+		}
 	}
-	return append(out[:0], b...)
+	return r
 }
 
 // headerOnly answers q with its header alone and rcode.
@@ -182,4 +233,27 @@ func headerOnly(out, q []byte, rcode uint8) []byte {
 	out[3] = rcode
 	clear(out[4:headerLen])
 	return out
+}
+
+// maintainEvery is how often maintain wakes.
+const maintainEvery = time.Second
+
+// maintain rotates the cookie secret and ends the rate limiting of quiet
+// clients until done is closed.
+func (s *Server) maintain(done <-chan struct{}) {
+	tk := time.NewTicker(maintainEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tk.C:
+		}
+		if s.jar.rotate(s.opts.CookieRotation) {
+			s.log.Info("dns cookie secret rotated", "every", s.opts.CookieRotation.String())
+		}
+		if l := s.rrl.Load(); l != nil {
+			l.sweep()
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,7 +15,7 @@ type scanned struct {
 	qdcount int
 	qend    int // offset after the first question
 	edns    ednsOpt
-	badOPT  bool // an OPT record is malformed, repeated or not at the root
+	badOPT  bool // an OPT record is malformed, repeated, not at the root or not in the additional section
 }
 
 // scanQuery walks every section of q without trusting any count. ok is
@@ -42,10 +43,18 @@ func scanQuery(q []byte) (s scanned, ok bool) {
 		if off+10+rdlen > len(q) {
 			return s, false
 		}
-		if i >= rrs && be16(q[off:]) == dns.TypeOPT {
-			if s.edns.present {
-				s.badOPT = true
-			} else if e, _, ok := parseOPT(q, start); ok {
+		if be16(q[off:]) != dns.TypeOPT {
+			off += 10 + rdlen
+			continue
+		}
+		switch {
+		case i < rrs:
+			s.badOPT = true // RFC 6891 §6.1.1: only in the additional section
+		case s.edns.present:
+			s.badOPT = true // RFC 6891 §6.1.1: one OPT at most
+		default:
+			var e ednsOpt
+			if _, ok := parseOPT(&e, q, start); ok {
 				s.edns = e
 			} else {
 				s.badOPT = true
@@ -58,8 +67,9 @@ func scanQuery(q []byte) (s scanned, ok bool) {
 }
 
 // answerSlow answers any query with github.com/miekg/dns messages. It is
-// the reference for the fast path, which must give the same answers.
-func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet) ([]byte, error) {
+// the reference for the fast path, which must give the same answers. eo,
+// zero on entry, is left holding the query's EDNS options as answered.
+func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet, eo *ednsOpt) ([]byte, error) {
 	hdr := func(rcode int) *dns.Msg {
 		m := new(dns.Msg)
 		m.Id = be16(q)
@@ -91,7 +101,23 @@ func (t *table) answerSlow(q []byte, src netip.Addr, tcp bool, dyn *dynSet) ([]b
 		m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: be16(q[off+2:])}}
 	}
 	e := &s.edns
+	if e.present && e.version == 0 && !s.badOPT && !t.cookies.check(&e.cookie, src) {
+		s.badOPT = true
+	}
+	if s.badOPT {
+		e.cookie = cookieOpt{} // a FORMERR answers no cookie
+	}
+	defer func() { *eo = *e }()
 	switch {
+	case s.qdcount == 0 && !s.badOPT && e.cookie.answer:
+		// RFC 7873 §5.4: a query for a server cookie. NOERROR when the
+		// query had no server cookie or a valid one, else BADCOOKIE.
+		if e.cookie.slen > 0 && !e.cookie.valid {
+			m.Rcode = dns.RcodeBadCookie
+		}
+		t.st.none.inc(0, clamp8(m.Rcode))
+		m.Extra = []dns.RR{optRR(e, false, 0)}
+		return m.Pack()
 	case s.qdcount != 1 || s.badOPT:
 		m.Rcode = dns.RcodeFormatError
 	case e.present && e.version != 0:
@@ -260,7 +286,11 @@ func optRR(e *ednsOpt, withECS bool, scope uint8) *dns.OPT {
 		case 2:
 			sub.Address = net.IP(c.raw[:16])
 		}
-		o.Option = []dns.EDNS0{sub}
+		o.Option = append(o.Option, sub)
+	}
+	if e.cookie.answer {
+		c := &e.cookie
+		o.Option = append(o.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(c.client[:]) + hex.EncodeToString(c.server[:])})
 	}
 	return o
 }
