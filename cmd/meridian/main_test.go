@@ -101,6 +101,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"example config", []string{"validate", "--config", "../../configs/example.yaml"}, 0, []string{"../../configs/example.yaml: ok"}, nil},
 		{"bench config", []string{"validate", "--config", "../../configs/bench.yaml"}, 0, []string{"ok"}, nil},
+		{"bench config with rrl", []string{"validate", "--config", "../../configs/bench-rrl.yaml"}, 0, []string{"ok"}, nil},
 		{"first node config", []string{"validate", "--config", "../../configs/first-node.yaml"}, 0, []string{"first-node.yaml: ok"}, nil},
 		{"every error with file and line", []string{"validate", "--config", bad}, 1, nil,
 			[]string{bad + ":3: ", bad + ":6: ", bad + ":7: "}},
