@@ -106,7 +106,7 @@ func (n *Node) askDNS(name string, client netip.Addr) (*DNSAnswer, error) {
 			family = 2
 		}
 		o.Option = append(o.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: family,
-			SourceNetmask: uint8(bits), Address: pfx.Addr().AsSlice()})
+			SourceNetmask: uint8(bits), Address: pfx.Addr().AsSlice()}) //nolint:gosec // G115: 24 or 56
 		m.Extra = append(m.Extra, o)
 		r, err := n.dns.Ask(m, client)
 		if err != nil {
