@@ -218,6 +218,25 @@ func (e *EtcdTXT) CleanupTXT(fqdn, value string) error {
 	return nil
 }
 
+// applyListing makes the served set want, what etcd held at revision
+// listed. This node's own writes after the listing stand: the watch, which
+// starts after the listing, brings them in order.
+func (e *EtcdTXT) applyListing(want map[string]txtRR, listed int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key := range e.served {
+		if _, ok := want[key]; !ok && e.wrote[key] <= listed {
+			e.removeLocked(key)
+		}
+	}
+	for key, rec := range want {
+		if e.wrote[key] <= listed {
+			e.addLocked(key, rec)
+		}
+	}
+	e.seenLocked(listed)
+}
+
 // seenLocked forgets this node's writes the mirror has seen by revision
 // rev; e.mu is held.
 func (e *EtcdTXT) seenLocked(rev int64) {
@@ -353,22 +372,7 @@ func (e *EtcdTXT) syncAndWatch(ctx context.Context) (bool, error) {
 			want[string(kv.Key)] = txtRR{name, string(kv.Value)}
 		}
 	}
-	listed := resp.Header.Revision
-	e.mu.Lock()
-	// This node's own writes after the listing stand: the watch, which
-	// starts after the listing, brings them in order.
-	for key := range e.served {
-		if _, ok := want[key]; !ok && e.wrote[key] <= listed {
-			e.removeLocked(key)
-		}
-	}
-	for key, rec := range want {
-		if e.wrote[key] <= listed {
-			e.addLocked(key, rec)
-		}
-	}
-	e.seenLocked(listed)
-	e.mu.Unlock()
+	e.applyListing(want, resp.Header.Revision)
 
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer wcancel()
