@@ -53,6 +53,10 @@ type EtcdTXT struct {
 	served map[string]txtRR // etcd key → record presented locally
 	refs   map[txtRR]int    // keys presenting each record
 	warned map[string]bool  // keys the local server refused, logged once
+	// wrote is the etcd revision of this node's last put or delete of
+	// each of its keys, until the mirror has seen that revision: a
+	// listing older than the write must not undo it here.
+	wrote map[string]int64
 
 	life   sync.Mutex
 	cancel context.CancelFunc
@@ -115,6 +119,7 @@ func NewEtcdTXT(cli *clientv3.Client, prefix string, local TXTPublisher, opts Et
 		served: map[string]txtRR{},
 		refs:   map[txtRR]int{},
 		warned: map[string]bool{},
+		wrote:  map[string]int64{},
 	}, nil
 }
 
@@ -149,7 +154,8 @@ func (e *EtcdTXT) PresentTXT(fqdn, value string) error {
 		return err
 	}
 	key := e.recordKey(fqdn, value)
-	if err := e.put(key, value); err != nil {
+	rev, err := e.put(key, value)
+	if err != nil {
 		e.mu.Lock()
 		if e.refs[rec] == 0 {
 			_ = e.local.CleanupTXT(fqdn, value)
@@ -158,14 +164,15 @@ func (e *EtcdTXT) PresentTXT(fqdn, value string) error {
 		return fmt.Errorf("publishing txt record at %q in etcd: %w", fqdn, err)
 	}
 	e.mu.Lock()
+	e.wrote[key] = rev
 	e.addLocked(key, rec)
 	e.mu.Unlock()
 	return nil
 }
 
 // put writes key under this node's lease, granting a new one when there is
-// none or the last was lost.
-func (e *EtcdTXT) put(key, value string) error {
+// none or the last was lost. It returns the revision of the write.
+func (e *EtcdTXT) put(key, value string) (int64, error) {
 	e.pubMu.Lock()
 	defer e.pubMu.Unlock()
 	ctx := context.Background()
@@ -174,14 +181,17 @@ func (e *EtcdTXT) put(key, value string) error {
 			e.log.Warn("challenge records withdrawn: their lease could not be kept alive")
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		e.lease = l
 	}
 	octx, cancel := opContext(ctx)
 	defer cancel()
-	_, err := e.cli.Put(octx, key, value, clientv3.WithLease(e.lease.id))
-	return err
+	resp, err := e.cli.Put(octx, key, value, clientv3.WithLease(e.lease.id))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
 }
 
 // CleanupTXT withdraws this node's record from etcd and stops serving it
@@ -191,11 +201,13 @@ func (e *EtcdTXT) CleanupTXT(fqdn, value string) error {
 	key := e.recordKey(fqdn, value)
 	ctx, cancel := opContext(context.Background())
 	defer cancel()
-	if _, err := e.cli.Delete(ctx, key); err != nil {
+	resp, err := e.cli.Delete(ctx, key)
+	if err != nil {
 		return fmt.Errorf("withdrawing txt record at %q from etcd: %w", fqdn, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.wrote[key] = resp.Header.Revision
 	if _, ok := e.served[key]; ok {
 		e.removeLocked(key)
 		return nil
@@ -204,6 +216,35 @@ func (e *EtcdTXT) CleanupTXT(fqdn, value string) error {
 		return e.local.CleanupTXT(fqdn, value)
 	}
 	return nil
+}
+
+// applyListing makes the served set want, what etcd held at revision
+// listed. This node's own writes after the listing stand: the watch, which
+// starts after the listing, brings them in order.
+func (e *EtcdTXT) applyListing(want map[string]txtRR, listed int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key := range e.served {
+		if _, ok := want[key]; !ok && e.wrote[key] <= listed {
+			e.removeLocked(key)
+		}
+	}
+	for key, rec := range want {
+		if e.wrote[key] <= listed {
+			e.addLocked(key, rec)
+		}
+	}
+	e.seenLocked(listed)
+}
+
+// seenLocked forgets this node's writes the mirror has seen by revision
+// rev; e.mu is held.
+func (e *EtcdTXT) seenLocked(rev int64) {
+	for key, r := range e.wrote {
+		if r <= rev {
+			delete(e.wrote, key)
+		}
+	}
 }
 
 // addLocked serves rec for key; e.mu is held.
@@ -331,16 +372,7 @@ func (e *EtcdTXT) syncAndWatch(ctx context.Context) (bool, error) {
 			want[string(kv.Key)] = txtRR{name, string(kv.Value)}
 		}
 	}
-	e.mu.Lock()
-	for key := range e.served {
-		if _, ok := want[key]; !ok {
-			e.removeLocked(key)
-		}
-	}
-	for key, rec := range want {
-		e.addLocked(key, rec)
-	}
-	e.mu.Unlock()
+	e.applyListing(want, resp.Header.Revision)
 
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer wcancel()
@@ -364,6 +396,7 @@ func (e *EtcdTXT) syncAndWatch(ctx context.Context) (bool, error) {
 				e.removeLocked(key)
 			}
 		}
+		e.seenLocked(wr.Header.Revision)
 		e.mu.Unlock()
 	}
 	return true, errors.New("watch closed")

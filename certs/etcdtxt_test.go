@@ -103,6 +103,59 @@ func TestEtcdTXTServedByEveryNode(t *testing.T) {
 	}
 }
 
+// TestEtcdTXTStaleListing: a listing made before this node's own put or
+// delete reaches the mirror after it (the mirror lists while a record is
+// presented); it must not withdraw the record just presented, nor serve
+// again the one just cleaned up.
+func TestEtcdTXTStaleListing(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	dnsSrv, addr := startMeridianDNS(t)
+	e, err := NewEtcdTXT(cli, "/fleet/acme-dns", dnsSrv, EtcdTXTOptions{Owner: "a", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	revision := func() int64 {
+		t.Helper()
+		resp, err := cli.Get(t.Context(), "/fleet/acme-dns/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+
+	before := revision()
+	if err := e.PresentTXT(challengeName, "v"); err != nil {
+		t.Fatal(err)
+	}
+	e.applyListing(map[string]txtRR{}, before)
+	if got := queryTXT(t, addr, challengeName); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("after a listing older than the put: serving %q, want v", got)
+	}
+
+	key := e.recordKey(challengeName, "v")
+	name, ok := e.parseRecordKey(key)
+	if !ok {
+		t.Fatalf("key %q does not parse", key)
+	}
+	before = revision()
+	if err := e.CleanupTXT(challengeName, "v"); err != nil {
+		t.Fatal(err)
+	}
+	e.applyListing(map[string]txtRR{key: {name, "v"}}, before)
+	if got := queryTXT(t, addr, challengeName); len(got) != 0 {
+		t.Errorf("after a listing older than the cleanup: serving %q, want nothing", got)
+	}
+
+	// A listing at or past this node's writes is applied as it is.
+	e.applyListing(map[string]txtRR{key: {name, "v"}}, revision())
+	if got := queryTXT(t, addr, challengeName); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("after a current listing that holds the record: serving %q, want v", got)
+	}
+}
+
 func TestEtcdTXTRefusedOutsideZones(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t)

@@ -59,13 +59,13 @@ tls:
 regions:
   - name: us-east
     endpoints: [{address: 192.0.2.1, url: "{{us-east}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 1}
   - name: eu-west
     endpoints: [{address: 192.0.2.2, url: "{{eu-west}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 1}
   - name: ap-south
     endpoints: [{address: 192.0.2.3, url: "{{ap-south}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 1}
 zones:
   - name: example.test
     nameservers: [ns1.example.test]

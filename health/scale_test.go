@@ -64,6 +64,35 @@ func TestScale(t *testing.T) {
 	if raceEnabled {
 		endpoints = 200
 	}
+	// Other processes can hold the CPU for a while without the process
+	// looking starved to scaleRound: a round that misses the schedule is
+	// measured again. A checker that cannot keep it misses every round.
+	const rounds = 3
+	for round := 1; ; round++ {
+		problems, starved := scaleRound(t, endpoints)
+		switch {
+		case len(problems) == 0 && starved == "":
+			return
+		case round < rounds:
+			why := starved
+			if why == "" {
+				why = fmt.Sprintf("%d problems, first: %s", len(problems), problems[0])
+			}
+			t.Logf("round %d missed the schedule (%s); measuring again", round, why)
+			continue
+		case starved != "":
+			t.Skip(starved)
+		}
+		for _, p := range problems {
+			t.Error(p)
+		}
+		return
+	}
+}
+
+// scaleRound measures one round of TestScale: what the checker got wrong,
+// or why the machine's timing says nothing about the checker.
+func scaleRound(t *testing.T, endpoints int) (problems []string, starved string) {
 	const (
 		servers   = 4
 		perRegion = 100
@@ -162,26 +191,25 @@ func TestScale(t *testing.T) {
 		// The process was starved by others (it used under half a core,
 		// yet a 100ms sleep overran by a quarter interval): the timing
 		// says nothing about the checker.
-		t.Skipf("machine overloaded: %d endpoints with too few probes, %d late intervals", few, late)
+		return nil, fmt.Sprintf("machine overloaded: %d endpoints with too few probes, %d late intervals", few, late)
 	}
-	for _, e := range examples {
-		t.Error(e)
-	}
+	problems = append(problems, examples...)
 	if few > 0 || late > 0 {
-		t.Errorf("%d endpoints with too few probes, %d late intervals", few, late)
+		problems = append(problems, fmt.Sprintf("%d endpoints with too few probes, %d late intervals", few, late))
 	}
 	if !ready {
-		t.Error("not ready after the window")
+		problems = append(problems, "not ready after the window")
 	}
 	slices.Sort(firsts)
 	if len(firsts) == endpoints {
 		// The first round is spread over the first interval, not fired at once.
 		spread := firsts[len(firsts)*9/10] - firsts[len(firsts)/10]
 		if spread < interval/2 {
-			t.Errorf("first probes spread over %v (10th to 90th percentile), want at least %v", spread, interval/2)
+			problems = append(problems, fmt.Sprintf("first probes spread over %v (10th to 90th percentile), want at least %v", spread, interval/2))
 		}
 		t.Logf("first probes: 10th percentile %v, 90th %v", firsts[len(firsts)/10], firsts[len(firsts)*9/10])
 	}
 	t.Logf("%d endpoints, %d probes in %v (%.0f/s); worst gap %v", endpoints, total, elapsed.Round(time.Millisecond),
 		float64(total)/elapsed.Seconds(), worstGap.Round(time.Millisecond))
+	return problems, ""
 }

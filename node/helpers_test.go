@@ -27,6 +27,8 @@ type upstream struct {
 	srv  *httptest.Server
 	down atomic.Bool
 	hits atomic.Int64
+	// failed counts the health probes answered 503 while down.
+	failed atomic.Int64
 }
 
 func newUpstream(t *testing.T, name string) *upstream {
@@ -34,6 +36,9 @@ func newUpstream(t *testing.T, name string) *upstream {
 	u := &upstream{name: name}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.down.Load() {
+			if r.URL.Path == "/health/ready" {
+				u.failed.Add(1)
+			}
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
@@ -71,15 +76,15 @@ regions:
   - name: us-east
     location: {lat: 38.9, lon: -77.4}
     endpoints: [{address: 192.0.2.1, url: "{{us-east}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 2, fall: 2}
+    health: {interval: 100ms, timeout: 2s, rise: 2, fall: 2}
   - name: eu-west
     location: {lat: 53.3, lon: -6.3}
     endpoints: [{address: 192.0.2.2, url: "{{eu-west}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 2, fall: 2}
+    health: {interval: 100ms, timeout: 2s, rise: 2, fall: 2}
   - name: ap-south
     location: {lat: 19.1, lon: 72.9}
     endpoints: [{address: 192.0.2.3, url: "{{ap-south}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 2, fall: 2}
+    health: {interval: 100ms, timeout: 2s, rise: 2, fall: 2}
 zones:
   - name: example.test
     nameservers: [ns1.example.test]

@@ -27,14 +27,25 @@ func TestDNSFollowsHealth(t *testing.T) {
 		t.Fatalf("healthy: got %s, want 192.0.2.1", got)
 	}
 	// us-east's upstream fails: within interval×fall + interval the answer
-	// moves to eu-west, with the degraded TTL.
-	tn.ups["us-east"].down.Store(true)
-	start := time.Now()
-	waitFor(t, 2*time.Second, "answer to move to eu-west", func() bool {
-		return answerA(tn.query(t, "api.example.test", dns.TypeA)) == "192.0.2.2"
+	// moves to eu-west, with the degraded TTL. The delay is counted in
+	// probes, not wall time, which a loaded machine stretches: once
+	// fall+3 failing probes were answered (fall judged, the interval it
+	// may take, and two of slack for the rebuild, as the 250ms the wall
+	// clock bound allowed), the answer must have moved.
+	const fall = 2
+	us := tn.ups["us-east"]
+	us.down.Store(true)
+	var stale int64 // failing probes answered before a query that still got us-east
+	waitFor(t, 10*time.Second, "answer to move to eu-west", func() bool {
+		failed := us.failed.Load()
+		if answerA(tn.query(t, "api.example.test", dns.TypeA)) == "192.0.2.2" {
+			return true
+		}
+		stale = max(stale, failed)
+		return false
 	})
-	if el := time.Since(start); el > 100*time.Millisecond*2+100*time.Millisecond+250*time.Millisecond {
-		t.Errorf("failover took %v, want within interval×fall+interval (300ms) plus scheduling slack", el)
+	if stale >= fall+3 {
+		t.Errorf("the answer still pointed at us-east after %d failing probes, want it moved within fall (%d) probes and an interval", stale, fall)
 	}
 	if r := tn.query(t, "api.example.test", dns.TypeA); r.Answer[0].Header().Ttl != 5 {
 		t.Errorf("degraded ttl: got %d, want 5", r.Answer[0].Header().Ttl)
@@ -42,7 +53,7 @@ func TestDNSFollowsHealth(t *testing.T) {
 	// Everything down: fail open, in policy order, counted.
 	tn.ups["eu-west"].down.Store(true)
 	tn.ups["ap-south"].down.Store(true)
-	waitFor(t, 2*time.Second, "fail open to us-east", func() bool {
+	waitFor(t, 10*time.Second, "fail open to us-east", func() bool {
 		return answerA(tn.query(t, "api.example.test", dns.TypeA)) == "192.0.2.1" && !tn.View().Policy.Regions[2].Up
 	})
 	if v := testutil.ToFloat64(tn.m.failOpen.WithLabelValues("api")); v < 1 {
@@ -50,7 +61,7 @@ func TestDNSFollowsHealth(t *testing.T) {
 	}
 	// Recovery after rise passes.
 	tn.ups["eu-west"].down.Store(false)
-	waitFor(t, 2*time.Second, "eu-west back", func() bool {
+	waitFor(t, 10*time.Second, "eu-west back", func() bool {
 		return answerA(tn.query(t, "api.example.test", dns.TypeA)) == "192.0.2.2"
 	})
 }
@@ -69,7 +80,7 @@ func TestOverrides(t *testing.T) {
 	if _, err := tn.SetOverride("us-east", "up", who); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "us-east checks failing", func() bool { return !tn.View().Policy.Regions[0].Up })
+	waitFor(t, 10*time.Second, "us-east checks failing", func() bool { return !tn.View().Policy.Regions[0].Up })
 	if got := answerA(tn.query(t, "api.example.test", dns.TypeA)); got != "192.0.2.1" {
 		t.Fatalf("us-east forced up: got %s, want 192.0.2.1", got)
 	}

@@ -61,10 +61,10 @@ state: {path: {{STATE}}}
 regions:
   - name: green
     endpoints: [{address: 192.0.2.1, url: "{{green}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 1}
   - name: blue
     endpoints: [{address: 192.0.2.2, url: "{{blue}}"}]
-    health: {interval: 100ms, timeout: 80ms, rise: 1, fall: 1}
+    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 1}
 zones:
   - name: example.test
     nameservers: [ns1.example.test]
@@ -135,7 +135,7 @@ func (e *shiftEnv) stop() {
 // trusted from loopback), until stop is called, 8s pass or 20000 requests
 // were sent. stop returns the count of answers by status.
 func (e *shiftEnv) load(host string) (stop func() map[int]int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	tr := &http.Transport{MaxIdleConnsPerHost: 4}
 	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
 	url := "http://" + e.n.Addr("http/0").String() + "/"

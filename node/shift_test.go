@@ -33,7 +33,7 @@ func TestShiftCompletes(t *testing.T) {
 		t.Error("service web is not degraded while a shift runs")
 	}
 	stop := e.load("web.example.test")
-	sh = e.waitEnded("web", sh.ID, 6*time.Second)
+	sh = e.waitEnded("web", sh.ID, 30*time.Second)
 	codes := stop()
 	if sh.State != state.ShiftDone {
 		t.Fatalf("shift ended %s (%s), want done; answers %v", sh.State, sh.Reason, codes)
@@ -79,7 +79,7 @@ func TestShiftRollsBackOnErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := e.load("web.example.test")
-	sh = e.waitEnded("web", sh.ID, 5*time.Second)
+	sh = e.waitEnded("web", sh.ID, 30*time.Second)
 	codes := stop()
 	if sh.State != state.ShiftRolledBack {
 		t.Fatalf("shift ended %s (%s), want rolled_back; answers %v", sh.State, sh.Reason, codes)
@@ -161,7 +161,7 @@ func TestShiftResumesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := e.load("web.example.test")
-	waitFor(t, 5*time.Second, "step 2", func() bool { return e.shift("web", sh.ID).Step == 1 })
+	waitFor(t, 15*time.Second, "step 2", func() bool { return e.shift("web", sh.ID).Step == 1 })
 	stop()
 	e.stop()
 
@@ -172,7 +172,7 @@ func TestShiftResumesAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: %s at step %d, dial %d; want running at step 1, dial 60", got.State, got.Step, e.dial("web", "green"))
 	}
 	stop = e.load("web.example.test")
-	got = e.waitEnded("web", sh.ID, 6*time.Second)
+	got = e.waitEnded("web", sh.ID, 30*time.Second)
 	stop()
 	if got.State != state.ShiftDone || e.dial("web", "green") != 100 {
 		t.Fatalf("ended %s (%s) with dial %d, want done at 100", got.State, got.Reason, e.dial("web", "green"))
@@ -254,7 +254,7 @@ func TestShiftDNSRollsBackWhenGainingRegionGoesDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.ups["green"].down.Store(true)
-	sh = e.waitEnded("api", sh.ID, 3*time.Second)
+	sh = e.waitEnded("api", sh.ID, 30*time.Second)
 	if sh.State != state.ShiftRolledBack || !strings.Contains(sh.Reason, "gaining region(s) green went down") {
 		t.Fatalf("ended %s (%s), want rolled_back because green went down", sh.State, sh.Reason)
 	}
@@ -271,22 +271,22 @@ func TestShiftDNSRollsBackWhenGainingRegionGoesDown(t *testing.T) {
 func TestShiftDNSDrainCompletes(t *testing.T) {
 	e := newShiftEnv(t)
 	e.ups["green"].down.Store(true)
-	waitFor(t, 3*time.Second, "green down", func() bool { return !e.n.View().Policy.Regions[0].Up })
+	waitFor(t, 15*time.Second, "green down", func() bool { return !e.n.View().Policy.Regions[0].Up })
 	sh, err := e.n.StartShift("api", ShiftRequest{Region: "blue", Steps: []int{50, 0}, Hold: 200 * time.Millisecond}, shiftActor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh = e.waitEnded("api", sh.ID, 3*time.Second)
+	sh = e.waitEnded("api", sh.ID, 30*time.Second)
 	if sh.State != state.ShiftRolledBack || !strings.Contains(sh.Reason, "no gaining region is up (green)") {
 		t.Fatalf("drain onto a down region ended %s (%s), want rolled_back", sh.State, sh.Reason)
 	}
 	e.ups["green"].down.Store(false)
-	waitFor(t, 3*time.Second, "green up", func() bool { return e.n.View().Policy.Regions[0].Up })
+	waitFor(t, 15*time.Second, "green up", func() bool { return e.n.View().Policy.Regions[0].Up })
 	sh, err = e.n.StartShift("api", ShiftRequest{Region: "blue", Steps: []int{50, 0}, Hold: 200 * time.Millisecond}, shiftActor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh = e.waitEnded("api", sh.ID, 3*time.Second)
+	sh = e.waitEnded("api", sh.ID, 30*time.Second)
 	if sh.State != state.ShiftDone || e.dial("api", "blue") != 0 {
 		t.Fatalf("drain ended %s (%s) at dial %d, want done at 0", sh.State, sh.Reason, e.dial("api", "blue"))
 	}

@@ -24,8 +24,12 @@ func TestFastSlowReader(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		_, _ = w.Write(body)
 	})
+	// Moving 2×16 MiB through the proxy under the race detector takes
+	// seconds of CPU, which a loaded machine hands out slowly: the point
+	// here is that the response arrives whole, not how fast.
+	const slowBudget = 90 * time.Second
 	cfg := cannedConfig(up.URL)
-	cfg.Services[0].Proxy.Timeout = config.Duration(20 * time.Second)
+	cfg.Services[0].Proxy.Timeout = config.Duration(slowBudget)
 	short := proxyService("short", []string{"short.example.com"}, "eu")
 	short.Proxy.Timeout = config.Duration(time.Second)
 	cfg.Services = append(cfg.Services, short)
@@ -33,6 +37,9 @@ func TestFastSlowReader(t *testing.T) {
 
 	t.Run("pauses, then reads", func(t *testing.T) {
 		c := dialRaw(t, h.addr)
+		if err := c.conn.SetDeadline(time.Now().Add(slowBudget)); err != nil {
+			t.Fatal(err)
+		}
 		for i := range 2 { // the second request is served by the raw loop
 			c.send("GET /big HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
 			time.Sleep(300 * time.Millisecond)

@@ -39,17 +39,22 @@ func wsUpstream(t *testing.T) string {
 
 func TestWebSocketEcho(t *testing.T) {
 	forPaths(t, func(t *testing.T, path servePath) {
+		// The timeout must hold the handshake (dial and response head) on
+		// a loaded machine under the race detector; the test then waits
+		// past it.
+		const timeout = 2 * time.Second
 		svc := proxyService("api", []string{testHost}, "eu")
-		svc.Proxy.Timeout = config.Duration(300 * time.Millisecond)
+		svc.Proxy.Timeout = config.Duration(timeout)
 		cfg := &config.Config{Regions: []config.Region{testRegion("eu", wsUpstream(t))}, Services: []config.Service{svc}}
 		h := newHarness(t, cfg, path)
 
+		start := time.Now()
 		conn, err := net.Dial("tcp", h.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		if err := conn.SetDeadline(time.Now().Add(timeout + 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		_, err = io.WriteString(conn, "GET /chat HTTP/1.1\r\nHost: "+testHost+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
@@ -88,7 +93,7 @@ func TestWebSocketEcho(t *testing.T) {
 		echo("hello")
 		// The service timeout bounds the handshake, not the connection: let
 		// it pass and talk again.
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Until(start.Add(timeout + 300*time.Millisecond)))
 		echo("still there")
 	})
 }

@@ -41,15 +41,27 @@ func TestDemoRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	regionPort := freeRegionPort(t)
-	child := startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr, "--region-port", strconv.Itoa(regionPort))
-	cmd, exited, stdout := child.cmd, child.exited, &child.stdout
-	poll(t, 15*time.Second, "the demo's instructions", func() bool {
-		return strings.Contains(stdout.String(), "meridian demo is running: DNS on "+dnsAddr)
-	})
+	var (
+		dnsAddr, httpAddr, adminAddr string
+		regionPort                   int
+		demo                         *child
+	)
+	for attempt := 1; ; attempt++ {
+		dnsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		adminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		regionPort = freeRegionPort(t)
+		demo = startChild(t, "demo", "--dns", dnsAddr, "--http", httpAddr, "--admin", adminAddr, "--region-port", strconv.Itoa(regionPort))
+		if startedOrClash(t, demo, 30*time.Second, "the demo's instructions", func() bool {
+			return strings.Contains(demo.stdout.String(), "meridian demo is running: DNS on "+dnsAddr)
+		}) {
+			break
+		}
+		if attempt == portClashAttempts {
+			t.Fatalf("ports taken %d times in a row", attempt)
+		}
+	}
+	cmd, exited := demo.cmd, demo.exited
 
 	// London is steered to eu-west.
 	poll(t, 10*time.Second, "a steered answer for London", func() bool {
@@ -151,9 +163,7 @@ func TestDemoRegionPort(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	args := []string{"demo", "--region-port", strconv.Itoa(port),
-		"--dns", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		"--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
 	if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "simulated region eu-west") || !strings.Contains(errb.String(), "choose another port with --region-port") {
 		t.Errorf("taken port: exit %d, stderr %q", code, errb.String())
 	}

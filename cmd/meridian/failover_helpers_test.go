@@ -180,6 +180,7 @@ type foEnv struct {
 	child             *child
 	hc                *http.Client
 	failover          string // YAML of the failover block
+	order             string // the service's regions, in policy order
 }
 
 // newFoEnv writes the config; failover is the service's failover block
@@ -188,9 +189,18 @@ func newFoEnv(t *testing.T, failover, order string) *foEnv {
 	t.Helper()
 	t.Setenv("MERIDIAN_FO_TOKEN", foToken)
 	e := &foEnv{t: t, dir: t.TempDir(), east: newRegionSrv(t, "us-east"), west: newRegionSrv(t, "eu-west"), hooks: newHooks(t),
-		hc: &http.Client{Timeout: 10 * time.Second}, failover: failover}
+		hc: &http.Client{Timeout: 10 * time.Second}, failover: failover, order: order}
 	e.hooks.setLag("us-east", `{"lag_seconds": 0}`)
 	e.hooks.setLag("eu-west", `{"lag_seconds": 0.2}`)
+	e.writeConfig()
+	return e
+}
+
+// writeConfig writes the config with new listen ports.
+func (e *foEnv) writeConfig() {
+	t := e.t
+	t.Helper()
+	failover, order := e.failover, e.order
 	ports := freePorts(t, 3)
 	adminPort, httpPort, dnsPort := ports[0], ports[1], ports[2]
 	e.admin = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
@@ -233,21 +243,30 @@ services:
 	if err := os.WriteFile(e.cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // start runs the node and waits until it is ready with both lags read.
+// When one of its ports was taken before it bound it, the config is written
+// again with new ports and it is started again.
 func (e *foEnv) start() {
 	e.t.Helper()
-	e.child = startChild(e.t, "run", "--config", e.cfgPath)
-	poll(e.t, 15*time.Second, "node ready", func() bool {
-		resp, err := e.hc.Get(e.admin + "/health/ready")
-		if err != nil {
-			return false
+	for attempt := 1; ; attempt++ {
+		e.child = startChild(e.t, "run", "--config", e.cfgPath)
+		if startedOrClash(e.t, e.child, 30*time.Second, "node ready", func() bool {
+			resp, err := e.hc.Get(e.admin + "/health/ready")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		}) {
+			return
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+		if attempt == portClashAttempts {
+			e.t.Fatalf("ports taken %d times in a row", attempt)
+		}
+		e.writeConfig()
+	}
 }
 
 // call sends an admin request with the write token and decodes the answer

@@ -120,19 +120,23 @@ func (n *fleetNode) moved(t *testing.T) *fleetNode {
 	return writeFleetConfig(t, n.dir, n.name, n.etcd, n.upstream, n.opts)
 }
 
-// start runs the node and waits until it is ready.
+// start runs the node and waits until it is ready. When one of its ports
+// was taken before it bound it, its config is written again with new ports
+// and it is started again.
 func (n *fleetNode) start(t *testing.T) {
 	t.Helper()
-	n.child = startChild(t, "run", "--config", n.cfg)
-	poll(t, 30*time.Second, n.name+" ready", func() bool {
-		select {
-		case err := <-n.child.exited:
-			n.child.exited <- err
-			t.Fatalf("%s exited: %v\n%s", n.name, err, n.child.stderr.String())
-		default:
+	for attempt := 1; ; attempt++ {
+		n.child = startChild(t, "run", "--config", n.cfg)
+		if startedOrClash(t, n.child, 30*time.Second, n.name+" ready", func() bool {
+			return n.status(t, http.MethodGet, "/health/ready", "", nil) == http.StatusOK
+		}) {
+			return
 		}
-		return n.status(t, http.MethodGet, "/health/ready", "", nil) == http.StatusOK
-	})
+		if attempt == portClashAttempts {
+			t.Fatalf("%s: ports taken %d times in a row", n.name, attempt)
+		}
+		*n = *n.moved(t)
+	}
 }
 
 // startFleet starts count nodes named n1, n2 … sharing etcd.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,15 +172,58 @@ func TestDemoConfigLoads(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, for TCP
+// and UDP both (a DNS listener binds the two). Another process may take
+// it before the child binds it: a child that fails with "address already
+// in use" is started again on new ports (see startedOrClash).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		_ = ln.Close()
+		if err != nil {
+			continue // its UDP twin is taken: try another
+		}
+		_ = pc.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port free for both TCP and UDP")
+	return 0
+}
+
+// portClashAttempts bounds how often a child is started again after
+// losing one of its ports to another process.
+const portClashAttempts = 5
+
+// startedOrClash waits until ready holds for a started child, for at most
+// d. It returns false when the child exited because a port it was given
+// was taken meanwhile (the caller starts it again on new ports); any
+// other exit, or d passing, fails the test.
+func startedOrClash(t *testing.T, c *child, d time.Duration, what string, ready func() bool) bool {
+	t.Helper()
+	clash := false
+	poll(t, d, what, func() bool {
+		select {
+		case err := <-c.exited:
+			c.exited <- err
+			if strings.Contains(c.stderr.String(), "address already in use") {
+				clash = true
+				return true
+			}
+			t.Fatalf("%s: the process exited: %v\n%s", what, err, c.stderr.String())
+		default:
+		}
+		return ready()
+	})
+	if clash {
+		t.Logf("%s: a port was taken before the process bound it; starting it again on new ports", what)
+	}
+	return !clash
 }
 
 // TestRunSignals runs a real meridian process: SIGHUP reloads the config,
@@ -190,7 +234,7 @@ func TestRunSignals(t *testing.T) {
 		t.Skip("starts a process")
 	}
 	dir := t.TempDir()
-	dnsPort, adminPort := freePort(t), freePort(t)
+	var dnsPort, adminPort int
 	cfgText := func(ttl string) string {
 		return fmt.Sprintf(`
 node: {name: sig-test, drain: 1s, shutdown_timeout: 2s}
@@ -208,15 +252,8 @@ services:
 `, dnsPort, adminPort, filepath.Join(dir, "state.json"), ttl)
 	}
 	path := filepath.Join(dir, "meridian.yaml")
-	if err := os.WriteFile(path, []byte(cfgText("30s")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	child := startChild(t, "run", "--config", path)
-	cmd, exited := child.cmd, child.exited
-
-	ready := fmt.Sprintf("http://127.0.0.1:%d/health/ready", adminPort)
 	status := func() int {
-		req, err := http.NewRequest(http.MethodGet, ready, nil)
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/health/ready", adminPort), nil)
 		if err != nil {
 			return 0
 		}
@@ -236,7 +273,21 @@ services:
 		}
 		return r.Answer[0].Header().Ttl
 	}
-	poll(t, 10*time.Second, "ready", func() bool { return status() == 200 })
+	var child *child
+	for attempt := 1; ; attempt++ {
+		dnsPort, adminPort = freePort(t), freePort(t)
+		if err := os.WriteFile(path, []byte(cfgText("30s")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		child = startChild(t, "run", "--config", path)
+		if startedOrClash(t, child, 30*time.Second, "ready", func() bool { return status() == 200 }) {
+			break
+		}
+		if attempt == portClashAttempts {
+			t.Fatalf("ports taken %d times in a row", attempt)
+		}
+	}
+	cmd, exited := child.cmd, child.exited
 	// Every listener is logged with its address (JSON: stderr is no terminal).
 	for _, l := range []string{
 		fmt.Sprintf(`"msg":"dns listening","component":"dns","addr":"127.0.0.1:%d"`, dnsPort),
