@@ -85,7 +85,12 @@ func readFields(head []byte) (string, textproto.MIMEHeader, bool) {
 	if err != nil {
 		return "", nil, false
 	}
-	return line[strings.LastIndexByte(line, ' ')+1:], hdr, true
+	_, rest, ok1 := strings.Cut(line, " ")
+	_, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 {
+		return "", nil, false // net/http refuses the request line
+	}
+	return proto, hdr, true
 }
 
 // FuzzResponseHead: a response head the fast path accepts is one

@@ -188,6 +188,7 @@ func TestResponseParse(t *testing.T) {
 		"HTTP/1.1 20 OK\r\n\r\n",
 		"HTTP/2 200 OK\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
 		"HTTP/1.1 200 OK\r\n X-A: a\r\n\r\n",
 	} {

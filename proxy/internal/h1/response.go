@@ -23,6 +23,8 @@ type Response struct {
 	Date    bool
 	Stream  bool // an event stream or gRPC: relayed as it comes, no timeout
 	Size    int  // bytes of the head
+
+	clv []byte // the first Content-Length value
 }
 
 // BodyMode is how a response body is delimited.
@@ -42,9 +44,10 @@ var ErrBadResponse = errors.New("proxy: malformed response from upstream")
 // Parse parses a complete response head in plain form (CRLF line ends,
 // no folded lines), with the checks http.Transport makes: one status line
 // of HTTP/1.0 or 1.1 with a three-digit code, well formed fields,
-// consistent Content-Length, chunked as the only transfer coding.
+// Content-Length repeated only with the same value, chunked as the only
+// transfer coding.
 func (rs *Response) Parse(head []byte) error {
-	rs.Fields, rs.Conn, rs.CLen, rs.Size = rs.Fields[:0], ConnTokens{}, -1, len(head)
+	rs.Fields, rs.Conn, rs.CLen, rs.Size, rs.clv = rs.Fields[:0], ConnTokens{}, -1, len(head), nil
 	rs.Chunked, rs.CType, rs.CEnc, rs.Date, rs.Stream = false, false, false, false, false
 	line, rest := nextLine(head)
 	switch {
@@ -87,11 +90,13 @@ func (rs *Response) Parse(head []byte) error {
 		}
 		switch f.Kind {
 		case KindContentLength:
+			// Repeated, it must repeat the same value byte for byte, as
+			// http.Transport requires ("0" and "00" are refused).
 			n, ok := ParseLength(f.Value)
-			if !ok || rs.CLen >= 0 && n != rs.CLen {
+			if !ok || rs.CLen >= 0 && !bytes.Equal(f.Value, rs.clv) {
 				return ErrBadResponse
 			}
-			rs.CLen = n
+			rs.CLen, rs.clv = n, f.Value
 		case KindTransferEncoding:
 			if te++; te > 1 || !EqualFold(f.Value, "chunked") {
 				return ErrBadResponse
