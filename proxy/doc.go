@@ -39,6 +39,15 @@
 // the bytes at hand), and closes a connection whose request body it did
 // not need (421, 503) instead of reading it.
 //
+// The fast path's files hold the connection engine (sockets, buffers,
+// upstream pools, relaying bodies, hand-off to net/http). Every rule about
+// HTTP/1.1 bytes on the wire it applies lives in the codec package
+// proxy/internal/h1, which has no sockets and no proxy state and is fuzzed
+// against net/http: where a head ends, how heads and fields parse, which
+// requests it takes and which framing it refuses, how a response body is
+// delimited, the checks on chunk lines and trailers, and the heads it
+// writes.
+//
 // Behaviour worth knowing:
 //   - The original Host header is sent upstream (as Envoy, HAProxy and
 //     Caddy do); endpoint URLs choose the scheme, address, SNI and an

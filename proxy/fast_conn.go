@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
 // fconn is one client connection on the fast path. Only its own
@@ -32,8 +34,8 @@ type fconn struct {
 	sw     sockWriter // bw's writer on cleartext
 	sr     sockReader // what cleartext is read through outside serveRaw
 
-	rq      reqHead
-	rs      respHead
+	rq      h1.Request
+	rs      h1.Response
 	wire    []byte // the request as sent upstream: head, then body
 	scratch []byte
 	target  []byte // the client's request target, kept past the body read
@@ -127,8 +129,8 @@ func (fc *fconn) release() {
 	if cap(fc.rhead) > 64<<10 {
 		fc.rhead = nil
 	}
-	clear(fc.rq.fields[:])
-	clear(fc.rs.fields)
+	clear(fc.rq.Fields[:])
+	clear(fc.rs.Fields)
 	fconnPool.Put(fc)
 }
 
@@ -184,7 +186,7 @@ func (fc *fconn) serve() (handed bool) {
 		case doClose:
 			return false
 		case doHandoff:
-			if why := fc.screen(); why != framingOK {
+			if why := fc.screen(); why != h1.FramingOK {
 				fc.refuse(why)
 				return false
 			}
@@ -284,17 +286,17 @@ func (fc *fconn) readable(fd uintptr) bool {
 // one ends the raw read.
 func (fc *fconn) serveBuffered() bool {
 	for {
-		n := headEnd(fc.in.buffered(), 0)
+		n := h1.HeadEnd(fc.in.buffered(), 0)
 		if n < 0 {
 			return false
 		}
 		fc.partial = false
 		rq := &fc.rq
-		if !rq.parse(fc.in.buffered()[:n]) {
+		if !rq.Parse(fc.in.buffered()[:n]) {
 			fc.act = doHandoff
 			return true
 		}
-		if rq.clen > int64(len(fc.in.buffered())-n) {
+		if rq.CLen > int64(len(fc.in.buffered())-n) {
 			fc.act, fc.pending = doParsed, n
 			return true
 		}
@@ -372,19 +374,19 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 			return 0, false
 		}
 		if !first {
-			if n := headEnd(fc.in.buffered(), 0); n >= 0 {
+			if n := h1.HeadEnd(fc.in.buffered(), 0); n >= 0 {
 				return n, true
 			}
 			_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
 		}
-	} else if n := headEnd(fc.in.buffered(), 0); n >= 0 {
+	} else if n := h1.HeadEnd(fc.in.buffered(), 0); n >= 0 {
 		return n, true // pipelined: the next head is here already
 	} else if !first {
 		_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
 	}
 	for from := 0; ; {
 		b := fc.in.buffered()
-		if n := headEnd(b, from); n >= 0 {
+		if n := h1.HeadEnd(b, from); n >= 0 {
 			return n, true
 		}
 		from = len(b)
@@ -411,7 +413,7 @@ const (
 // handle serves the request whose head is the first n buffered bytes, or
 // decides that net/http must.
 func (fc *fconn) handle(n int) action {
-	if !fc.rq.parse(fc.in.buffered()[:n]) {
+	if !fc.rq.Parse(fc.in.buffered()[:n]) {
 		return doHandoff
 	}
 	return fc.route(n)
@@ -422,18 +424,18 @@ func (fc *fconn) handle(n int) action {
 func (fc *fconn) route(n int) action {
 	fs, rq := fc.fs, &fc.rq
 	tab := fs.p.tab.Load()
-	if tab == nil || !fs.direct && bytes.HasPrefix(rq.target, []byte("/.well-known/")) {
+	if tab == nil || !fs.direct && bytes.HasPrefix(rq.Target, []byte("/.well-known/")) {
 		return doHandoff
 	}
 	sni := ""
 	if fc.tls != nil {
 		sni = fc.tls.ServerName
 	}
-	svc := tab.withSNI(tab.lookupBytes(rq.host), sni)
+	svc := tab.withSNI(tab.lookupBytes(rq.Host), sni)
 	if svc == nil {
 		return fc.misdirected(n)
 	}
-	if !svc.plain || svc.sticky == stickyCookie || rq.clen > svc.maxBody {
+	if !svc.plain || svc.sticky == stickyCookie || rq.CLen > svc.maxBody {
 		return doHandoff
 	}
 	return fc.forward(tab, svc, n)
@@ -443,10 +445,10 @@ func (fc *fconn) route(n int) action {
 func (fc *fconn) misdirected(n int) action {
 	rq := &fc.rq
 	msg := append(fc.scratch[:0], "meridian: no service for host "...)
-	msg = strconv.AppendQuote(msg, string(rq.host))
+	msg = strconv.AppendQuote(msg, string(rq.Host))
 	msg = append(msg, '\n')
 	fc.scratch = msg
-	closing := rq.conn.close || rq.clen > 0 // an unread body ends the connection
+	closing := rq.Conn.Close || rq.CLen > 0 // an unread body ends the connection
 	fc.in.consume(n)
 	if err := fc.writePlain(421, msg, nil, closing); err != nil || fc.bw.Flush() != nil || closing {
 		return doClose
@@ -458,14 +460,14 @@ func (fc *fconn) misdirected(n int) action {
 // server and plainError give it.
 func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) error {
 	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
-	b := appendStatus(fc.wire[:0], code)
+	b := h1.AppendStatus(fc.wire[:0], code)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
 	if rg != nil {
 		b = append(b, "X-Meridian-Region: "...)
 		b = append(b, rg.name...)
 		b = append(b, "\r\n"...)
 	}
-	b = appendDate(b)
+	b = h1.AppendDate(b)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(msg)), 10)
 	b = append(b, "\r\n"...)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/meridian-edge/meridian/health"
+	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
 // forward steers one request on the fast path, the way ServeHTTP does:
@@ -46,15 +48,15 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 	whole := time.Now().Add(svc.timeout)
 
 	ex.trusted = svc.trusts(fc.peer)
-	ex.idem = rq.method.idempotent() || rq.idemKey
-	ex.write = svc.isWriteBytes(rq.methodName)
+	ex.idem = rq.Method.Idempotent() || rq.IdemKey
+	ex.write = svc.isWriteBytes(rq.MethodName)
 	ex.client = fc.peer
-	if ex.trusted && rq.xff {
+	if ex.trusted && rq.XFF {
 		var vals [4]string
-		ex.client = svc.clientFromXFF(fc.peer, rq.xffValues(vals[:0]))
+		ex.client = svc.clientFromXFF(fc.peer, rq.Values(vals[:0], h1.KindXFF))
 	}
 	ex.decide(nil) // sticky cookies never take the fast path
-	closing := rq.conn.close
+	closing := rq.Conn.Close
 	if !ex.d.NoData {
 		if ex.d.FailOpen && svc.failOpen != nil {
 			svc.failOpen.Inc()
@@ -62,7 +64,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 		ex.ep = ex.next()
 	}
 	if ex.write && (ex.d.NoData || ex.all) {
-		return fc.unavailable(ex, n, closing || rq.clen > 0)
+		return fc.unavailable(ex, n, closing || rq.CLen > 0)
 	}
 	if ex.d.NoData || ex.ep == nil {
 		msg := "meridian: no endpoint may serve this request\n"
@@ -71,7 +73,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 		}
 		ex.code = http.StatusServiceUnavailable
 		fc.in.consume(n)
-		closing = closing || rq.clen > 0 // the body was not read
+		closing = closing || rq.CLen > 0 // the body was not read
 		if err := fc.writePlain(ex.code, []byte(msg), nil, closing); err != nil || closing {
 			return doClose
 		}
@@ -80,10 +82,10 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 
 	// The request for the upstream, then its body after it: the head's
 	// bytes in the client buffer are done with once it is built.
-	m, clen := rq.method, rq.clen
-	fc.target = append(fc.target[:0], rq.target...)
+	m, clen := rq.Method, rq.CLen
+	fc.target = append(fc.target[:0], rq.Target...)
 	fc.wire = fc.appendRequest(fc.wire[:0], ex, rq)
-	line := indexByte(fc.wire, '\n') + 1
+	line := bytes.IndexByte(fc.wire, '\n') + 1
 	fc.in.consume(n)
 	if clen > 0 {
 		if code, msg := fc.readBody(clen, whole); code != 0 {
@@ -107,7 +109,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 		var reason string
 		switch {
 		case err == nil:
-			f, reason = ex.judgeStatus(fc.rs.code)
+			f, reason = ex.judgeStatus(fc.rs.Code)
 		case err == errClientGone:
 			f = failGone // no fault of the upstream's: nothing to report
 		case !time.Now().Before(whole):
@@ -121,20 +123,20 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 			break
 		}
 		if u != nil {
-			fc.dropResponse(prev, u, m == methodHead)
+			fc.dropResponse(prev, u, m == h1.MethodHead)
 		}
 		if !plainBase(prev) || !plainBase(ex.ep) {
 			line = fc.retarget(ex, m, line, clen)
 		}
 	}
-	if err == nil && fc.rs.code == http.StatusSwitchingProtocols {
+	if err == nil && fc.rs.Code == http.StatusSwitchingProtocols {
 		u.close()
 		err = errSwitchRefused
 	}
 	if err != nil {
 		return fc.failed(ex, err, whole, closing)
 	}
-	return fc.respond(ex, u, m == methodHead, whole, closing)
+	return fc.respond(ex, u, m == h1.MethodHead, whole, closing)
 }
 
 // readBody appends the request body to the wire. On failure it returns the
@@ -169,16 +171,10 @@ func plainBase(ep *endpoint) bool {
 	return (ep.url.Path == "" || ep.url.Path == "/") && ep.url.RawQuery == ""
 }
 
-// methodNames are the fast path's methods as sent.
-var methodNames = [...]string{
-	methodGet: "GET", methodHead: "HEAD", methodPost: "POST", methodPut: "PUT",
-	methodDelete: "DELETE", methodOptions: "OPTIONS", methodPatch: "PATCH",
-}
-
 // retarget rewrites the request line of the wire for the exchange's
 // current endpoint; it returns the new line's length.
-func (fc *fconn) retarget(ex *exchange, m method, line int, clen int64) int {
-	b := append(fc.scratch[:0], methodNames[m]...)
+func (fc *fconn) retarget(ex *exchange, m h1.Method, line int, clen int64) int {
+	b := append(fc.scratch[:0], m.Name()...)
 	b = append(b, ' ')
 	b = appendTarget(b, ex, fc.target)
 	b = append(b, " HTTP/1.1\r\n"...)
@@ -224,7 +220,7 @@ func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
 			}
 		}
 		err := fc.exchangeHead(u, deadline, now)
-		if err == nil && (fresh || fc.rs.code != http.StatusRequestTimeout) {
+		if err == nil && (fresh || fc.rs.Code != http.StatusRequestTimeout) {
 			return u, nil
 		}
 		stale := !fresh && (err == nil ||
@@ -265,14 +261,14 @@ func (fc *fconn) exchangeHead(u *upConn, deadline, now time.Time) error {
 		if err := fc.readResponseHead(u, deadline); err != nil {
 			return err
 		}
-		if fc.rs.code >= 200 || fc.rs.code == http.StatusSwitchingProtocols {
+		if fc.rs.Code >= 200 || fc.rs.Code == http.StatusSwitchingProtocols {
 			return nil
 		}
 		if informational == 5 {
 			return errTooMany1xx
 		}
-		fc.scratch = fc.rs.appendInformational(fc.scratch[:0])
-		u.in.consume(fc.rs.size)
+		fc.scratch = fc.rs.AppendInformational(fc.scratch[:0])
+		u.in.consume(fc.rs.Size)
 		if _, err := fc.bw.Write(fc.scratch); err == nil {
 			_ = fc.bw.Flush() // a client gone shows when the response is written
 		}
@@ -331,7 +327,7 @@ func (fc *fconn) clientGone() bool {
 func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
 	for from := 0; ; {
 		b := u.in.buffered()
-		if n := headEnd(b, from); n >= 0 {
+		if n := h1.HeadEnd(b, from); n >= 0 {
 			return fc.parseResponse(b[:n])
 		}
 		from = len(b)
@@ -355,10 +351,10 @@ func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
 // back to the pool when the whole body is already buffered.
 func (fc *fconn) dropResponse(ep *endpoint, u *upConn, head bool) {
 	rs := &fc.rs
-	m := rs.mode(head)
-	body := int64(len(u.in.buffered()) - rs.size)
-	if rs.reusable(m) && (m == bodyNone && body == 0 || m == bodyLength && body == rs.clen) {
-		u.in.consume(rs.size + int(body))
+	m := rs.Mode(head)
+	body := int64(len(u.in.buffered()) - rs.Size)
+	if rs.Reusable(m) && (m == h1.BodyNone && body == 0 || m == h1.BodyLength && body == rs.CLen) {
+		u.in.consume(rs.Size + int(body))
 		ep.st.fast.put(u, time.Now())
 		return
 	}
@@ -389,32 +385,32 @@ func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) 
 // respond relays the response whose head is in fc.rs to the client.
 func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, closing bool) action {
 	rs := &fc.rs
-	ex.code = rs.code
-	m := rs.mode(head)
-	if rs.stream {
+	ex.code = rs.Code
+	m := rs.Mode(head)
+	if rs.Stream {
 		// Streams live as long as both sides want: the timeout covered
 		// the wait for the head only.
 		_ = u.c.SetReadDeadline(time.Time{})
 		_ = fc.c.SetWriteDeadline(time.Time{})
-	} else if body := int64(len(u.in.buffered()) - rs.size); !fc.upRead.Equal(whole) &&
-		m != bodyNone && (m != bodyLength || body < rs.clen) {
+	} else if body := int64(len(u.in.buffered()) - rs.Size); !fc.upRead.Equal(whole) &&
+		m != h1.BodyNone && (m != h1.BodyLength || body < rs.CLen) {
 		// The body is still to come and may take the rest of the time:
 		// the head's wait ended earlier (a header timeout, or the next
 		// look at the client).
 		_ = u.c.SetReadDeadline(whole)
 	}
 	closing = closing || fc.fs.shutting.Load()
-	fc.scratch = rs.appendHead(fc.scratch[:0], m, ex.ep.region.name, fc.sniff(u, m), closing)
-	u.in.consume(rs.size)
-	keep := rs.reusable(m)
+	fc.scratch = rs.AppendHead(fc.scratch[:0], m, ex.ep.region.name, fc.sniff(u, m), closing)
+	u.in.consume(rs.Size)
+	keep := rs.Reusable(m)
 	_, err := fc.bw.Write(fc.scratch)
 	if err == nil {
 		switch m {
-		case bodyLength:
-			err = fc.relayLength(u, rs.clen, rs.stream)
-		case bodyChunked:
+		case h1.BodyLength:
+			err = fc.relayLength(u, rs.CLen, rs.Stream)
+		case h1.BodyChunked:
 			err = fc.relayChunked(u)
-		case bodyClose:
+		case h1.BodyClose:
 			err = fc.relayUntilClose(u)
 		}
 	}
@@ -439,18 +435,18 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 // detect a Content-Type the upstream did not send: nil when it sent one,
 // or an encoding, or the body is not at hand without waiting on a full
 // buffer.
-func (fc *fconn) sniff(u *upConn, m bodyMode) []byte {
+func (fc *fconn) sniff(u *upConn, m h1.BodyMode) []byte {
 	rs := &fc.rs
-	if rs.ctype || rs.cenc || m != bodyLength && m != bodyClose {
+	if rs.CType || rs.CEnc || m != h1.BodyLength && m != h1.BodyClose {
 		return nil
 	}
-	if len(u.in.buffered()) == rs.size {
+	if len(u.in.buffered()) == rs.Size {
 		fc.nread = 0
 		_, _ = u.in.fill(u.src(), false) // an error shows again when the body is relayed
 	}
-	body := u.in.buffered()[rs.size:]
-	if m == bodyLength && int64(len(body)) > rs.clen {
-		body = body[:rs.clen]
+	body := u.in.buffered()[rs.Size:]
+	if m == h1.BodyLength && int64(len(body)) > rs.CLen {
+		body = body[:rs.CLen]
 	}
 	return body[:min(len(body), 512)]
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
 // rewrite is ReverseProxy's Rewrite hook: it points the outbound request at
@@ -144,17 +146,11 @@ func isToken[S ~string | ~[]byte](v S) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		if !tokenByte(v[i]) {
+		if !h1.TokenByte(v[i]) {
 			return false
 		}
 	}
 	return true
-}
-
-// tokenByte reports whether c may appear in an RFC 7230 token.
-func tokenByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // modifyResponse is ReverseProxy's ModifyResponse hook for the response

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
 // Single-writer routing (SPEC section 10): a request whose method is one
@@ -74,7 +75,7 @@ func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
 		fc.in.consume(n)
 	}
 	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
-	b := appendStatus(fc.wire[:0], http.StatusServiceUnavailable)
+	b := h1.AppendStatus(fc.wire[:0], http.StatusServiceUnavailable)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nRetry-After: "...)
 	b = strconv.AppendInt(b, writeRetryAfter, 10)
 	b = append(b, "\r\n"...)
@@ -83,7 +84,7 @@ func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
 		b = append(b, ex.ep.region.name...)
 		b = append(b, "\r\n"...)
 	}
-	b = appendDate(b)
+	b = h1.AppendDate(b)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(writeUnavailableMsg)), 10)
 	b = append(b, "\r\n"...)

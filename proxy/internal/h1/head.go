@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bytes"
@@ -6,126 +6,127 @@ import (
 	"strings"
 )
 
-// Limits of the fast path's parsers. Requests beyond them go to net/http.
+// Limits of the parsers. Requests beyond them go to net/http.
 const (
-	maxFastHeaders = 64 // header lines of one request or response
-	maxConnTokens  = 8  // names listed in one message's Connection header
+	MaxHeaders    = 64 // header lines of one request or response
+	MaxConnTokens = 8  // names listed in one message's Connection header
 )
 
-// hkind classifies the header names the fast path treats specially.
-type hkind uint8
+// Kind classifies the header names the proxy treats specially.
+type Kind uint8
 
+// The header kinds.
 const (
-	hkOther hkind = iota
-	hkHost
-	hkContentLength
-	hkTransferEncoding
-	hkConnection
-	hkHop // Proxy-Connection, Keep-Alive, Proxy-Authenticate, Proxy-Authorization
-	hkTe
-	hkTrailer
-	hkUpgrade
-	hkExpect
-	hkXFF
-	hkXFHost
-	hkXFProto
-	hkForwarded
-	hkUserAgent
-	hkIdemKey
-	hkContentType
-	hkContentEncoding
-	hkDate
-	hkRegion // X-Meridian-Region
+	KindOther Kind = iota
+	KindHost
+	KindContentLength
+	KindTransferEncoding
+	KindConnection
+	KindHop // Proxy-Connection, Keep-Alive, Proxy-Authenticate, Proxy-Authorization
+	KindTe
+	KindTrailer
+	KindUpgrade
+	KindExpect
+	KindXFF
+	KindXFHost
+	KindXFProto
+	KindForwarded
+	KindUserAgent
+	KindIdemKey
+	KindContentType
+	KindContentEncoding
+	KindDate
+	KindRegion // X-Meridian-Region
 )
 
-// headerKind classifies a header name, ignoring case.
-func headerKind(name []byte) hkind {
-	is := func(s string) bool { return equalFold(name, s) }
+// HeaderKind classifies a header name, ignoring case.
+func HeaderKind(name []byte) Kind {
+	is := func(s string) bool { return EqualFold(name, s) }
 	switch len(name) {
 	case 2:
 		if is("te") {
-			return hkTe
+			return KindTe
 		}
 	case 4:
 		switch {
 		case is("host"):
-			return hkHost
+			return KindHost
 		case is("date"):
-			return hkDate
+			return KindDate
 		}
 	case 6:
 		if is("expect") {
-			return hkExpect
+			return KindExpect
 		}
 	case 7:
 		switch {
 		case is("trailer"):
-			return hkTrailer
+			return KindTrailer
 		case is("upgrade"):
-			return hkUpgrade
+			return KindUpgrade
 		}
 	case 9:
 		if is("forwarded") {
-			return hkForwarded
+			return KindForwarded
 		}
 	case 10:
 		switch {
 		case is("connection"):
-			return hkConnection
+			return KindConnection
 		case is("keep-alive"):
-			return hkHop
+			return KindHop
 		case is("user-agent"):
-			return hkUserAgent
+			return KindUserAgent
 		}
 	case 12:
 		if is("content-type") {
-			return hkContentType
+			return KindContentType
 		}
 	case 14:
 		if is("content-length") {
-			return hkContentLength
+			return KindContentLength
 		}
 	case 15:
 		switch {
 		case is("x-forwarded-for"):
-			return hkXFF
+			return KindXFF
 		case is("idempotency-key"):
-			return hkIdemKey
+			return KindIdemKey
 		}
 	case 16:
 		switch {
 		case is("x-forwarded-host"):
-			return hkXFHost
+			return KindXFHost
 		case is("content-encoding"):
-			return hkContentEncoding
+			return KindContentEncoding
 		case is("proxy-connection"):
-			return hkHop
+			return KindHop
 		}
 	case 17:
 		switch {
 		case is("transfer-encoding"):
-			return hkTransferEncoding
+			return KindTransferEncoding
 		case is("x-forwarded-proto"):
-			return hkXFProto
+			return KindXFProto
 		case is("x-meridian-region"):
-			return hkRegion
+			return KindRegion
 		case is("x-idempotency-key"):
-			return hkIdemKey
+			return KindIdemKey
 		}
 	case 18:
 		if is("proxy-authenticate") {
-			return hkHop
+			return KindHop
 		}
 	case 19:
 		if is("proxy-authorization") {
-			return hkHop
+			return KindHop
 		}
 	}
-	return hkOther
+	return KindOther
 }
 
-// equalFold compares ASCII b with lower-case s, ignoring b's case.
-func equalFold(b []byte, s string) bool {
+// EqualFold compares ASCII b with lower-case s, ignoring b's case.
+func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -141,28 +142,30 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-func hasPrefixFoldBytes(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && equalFold(b[:len(prefix)], prefix)
+// HasPrefixFold reports whether b begins with lower-case prefix, ignoring
+// b's case.
+func HasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && EqualFold(b[:len(prefix)], prefix)
 }
 
-// field is one header line: name and value (trimmed) point into the
+// Field is one header line: Name and Value (trimmed) point into the
 // message's buffer.
-type field struct {
-	name, value []byte
-	kind        hkind
+type Field struct {
+	Name, Value []byte
+	Kind        Kind
 }
 
-// connTokens are the names a Connection header lists.
-type connTokens struct {
-	n     int
-	names [maxConnTokens][]byte
-	close bool // "close" is among them
-	keep  bool // "keep-alive" is among them
+// ConnTokens are the names a Connection header lists.
+type ConnTokens struct {
+	N     int
+	Names [MaxConnTokens][]byte
+	Close bool // "close" is among them
+	Keep  bool // "keep-alive" is among them
 }
 
-// add records the comma-separated tokens of one Connection value; false
+// Add records the comma-separated tokens of one Connection value; false
 // when there are too many.
-func (t *connTokens) add(v []byte) bool {
+func (t *ConnTokens) Add(v []byte) bool {
 	for len(v) > 0 {
 		var tok []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -170,27 +173,27 @@ func (t *connTokens) add(v []byte) bool {
 		} else {
 			tok, v = v, nil
 		}
-		tok = trimOWS(tok)
+		tok = TrimOWS(tok)
 		switch {
 		case len(tok) == 0:
 			continue
-		case equalFold(tok, "close"):
-			t.close = true
-		case equalFold(tok, "keep-alive"):
-			t.keep = true
+		case EqualFold(tok, "close"):
+			t.Close = true
+		case EqualFold(tok, "keep-alive"):
+			t.Keep = true
 		}
-		if t.n == maxConnTokens {
+		if t.N == MaxConnTokens {
 			return false
 		}
-		t.names[t.n] = tok
-		t.n++
+		t.Names[t.N] = tok
+		t.N++
 	}
 	return true
 }
 
-// lists reports whether name is among the tokens.
-func (t *connTokens) lists(name []byte) bool {
-	for _, tok := range t.names[:t.n] {
+// Lists reports whether name is among the tokens.
+func (t *ConnTokens) Lists(name []byte) bool {
+	for _, tok := range t.Names[:t.N] {
 		if len(tok) == len(name) && bytes.EqualFold(tok, name) {
 			return true
 		}
@@ -198,7 +201,8 @@ func (t *connTokens) lists(name []byte) bool {
 	return false
 }
 
-func trimOWS(b []byte) []byte {
+// TrimOWS trims optional white space (spaces and tabs) off both ends.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -208,12 +212,12 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// headEnd returns the length of the message head at the start of b (up to
+// HeadEnd returns the length of the message head at the start of b (up to
 // and including the empty line), or -1 while it is incomplete. from is
 // how far an earlier call already looked. Lines may end in CRLF or, as
 // net/http's textproto reader also takes them, in a bare LF: a head is
 // never left waiting for an end that is already there.
-func headEnd(b []byte, from int) int {
+func HeadEnd(b []byte, from int) int {
 	i := max(from-2, 0) // the end is "\n\n" or "\n\r\n"
 	for {
 		j := bytes.IndexByte(b[i:], '\n')
@@ -239,31 +243,48 @@ func nextLine(b []byte) (line, rest []byte) {
 	return b[:i], b[i+2:]
 }
 
-var errMalformed = errors.New("malformed header")
+// splitLine splits the first line off b, with its CRLF or LF.
+func splitLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, nil
+	}
+	return trimCR(b[:i]), b[i+1:]
+}
 
-// parseField parses one header line.
-func parseField(line []byte) (field, error) {
+func trimCR(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return b[:len(b)-1]
+	}
+	return b
+}
+
+// ErrMalformed is ParseField's error.
+var ErrMalformed = errors.New("malformed header")
+
+// ParseField parses one header line.
+func ParseField(line []byte) (Field, error) {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
-		return field{}, errMalformed
+		return Field{}, ErrMalformed
 	}
 	name := line[:colon]
 	for _, c := range name {
-		if !tokenByte(c) {
-			return field{}, errMalformed
+		if !TokenByte(c) {
+			return Field{}, ErrMalformed
 		}
 	}
-	value := trimOWS(line[colon+1:])
+	value := TrimOWS(line[colon+1:])
 	for _, c := range value {
 		if c < ' ' && c != '\t' || c == 0x7f {
-			return field{}, errMalformed
+			return Field{}, ErrMalformed
 		}
 	}
-	return field{name: name, value: value, kind: headerKind(name)}, nil
+	return Field{Name: name, Value: value, Kind: HeaderKind(name)}, nil
 }
 
-// parseLength parses a Content-Length value: digits only.
-func parseLength(v []byte) (int64, bool) {
+// ParseLength parses a Content-Length value: digits only.
+func ParseLength(v []byte) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
@@ -277,9 +298,9 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// parseHex parses a chunk size: hex digits, at most 16 of them as for
+// ParseHex parses a chunk size: hex digits, at most 16 of them as for
 // net/http, and a size that fits an int64 with room to spare.
-func parseHex(v []byte) (int64, bool) {
+func ParseHex(v []byte) (int64, bool) {
 	if len(v) == 0 || len(v) > 16 {
 		return 0, false
 	}
@@ -297,26 +318,26 @@ func parseHex(v []byte) (int64, bool) {
 		}
 		n = n<<4 | uint64(c)
 	}
-	if n > maxChunkSize {
+	if n > MaxChunkSize {
 		return 0, false
 	}
 	return int64(n), true
 }
 
-// maxChunkSize bounds one chunk: far beyond any real one, and small enough
+// MaxChunkSize bounds one chunk: far beyond any real one, and small enough
 // that the overhead arithmetic on it cannot overflow.
-const maxChunkSize = 1 << 60
+const MaxChunkSize = 1 << 60
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// cleanTarget reports whether an origin-form request target reaches the
+// CleanTarget reports whether an origin-form request target reaches the
 // upstream byte for byte through net/http and ReverseProxy: a path of
 // characters that url.URL.EscapedPath keeps as they are, with valid
 // percent escapes, and a query without control characters, semicolons or
 // invalid escapes (ReverseProxy re-encodes those).
-func cleanTarget(t []byte) bool {
+func CleanTarget(t []byte) bool {
 	if len(t) == 0 || t[0] != '/' {
 		return false
 	}
@@ -350,9 +371,9 @@ func cleanTarget(t []byte) bool {
 	return true
 }
 
-// validHost reports whether a Host value is a plain name, address or
+// ValidHost reports whether a Host value is a plain name, address or
 // bracketed IPv6 address with an optional port.
-func validHost(h []byte) bool {
+func ValidHost(h []byte) bool {
 	if len(h) == 0 {
 		return false
 	}
@@ -364,4 +385,10 @@ func validHost(h []byte) bool {
 		}
 	}
 	return true
+}
+
+// TokenByte reports whether c may appear in an RFC 7230 token.
+func TokenByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
