@@ -85,6 +85,7 @@ type hooks struct {
 	lag      map[string]string // region → body of its lag answer; "" = 500
 	promoted map[string]int
 	promote  atomic.Int32 // status the promote hook answers (default 200)
+	delay    atomic.Int64 // how long the promote hook takes to answer (ns)
 }
 
 func newHooks(t *testing.T) *hooks {
@@ -115,6 +116,12 @@ func newHooks(t *testing.T) *hooks {
 			h.mu.Lock()
 			h.promoted[region]++
 			h.mu.Unlock()
+			if d := time.Duration(h.delay.Load()); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-req.Context().Done():
+				}
+			}
 			if c := h.promote.Load(); c != 0 {
 				w.WriteHeader(int(c))
 			}
