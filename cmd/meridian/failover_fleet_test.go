@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,22 +28,35 @@ type foFleet struct {
 // (YAML flow map).
 func startFoFleet(t *testing.T, failover string) *foFleet {
 	t.Helper()
+	return startFoFleetWith(t, failover, -1)
+}
+
+// startFoFleetWith starts the fleet with node blind (an index; -1: none)
+// checking us-east's health on /health/blind, which fails while
+// f.east.blind is set. With an auto rule the first node takes the
+// failover lock before the others start.
+func startFoFleetWith(t *testing.T, failover string, blind int) *foFleet {
+	t.Helper()
 	t.Setenv("MERIDIAN_FLEET_TEST_TOKEN", fleetToken)
 	etcd := etcdtest.Start(t)
 	f := &foFleet{east: newRegionSrv(t, "us-east"), west: newRegionSrv(t, "eu-west"), hooks: newHooks(t)}
 	f.hooks.setLag("us-east", `{"lag_seconds": 0}`)
 	f.hooks.setLag("eu-west", `{"lag_seconds": 0.2}`)
-	region := func(r *regionSrv, addr string) string {
+	region := func(r *regionSrv, addr, path string) string {
 		return fmt.Sprintf(`
   - name: %s
     endpoints: [{address: %s, url: "%s"}]
-    health: {interval: 100ms, timeout: 2s, rise: 1, fall: 2}
+    health: {path: %s, interval: 100ms, timeout: 2s, rise: 1, fall: 2}
     replication: {lag_url: "%s/lag?region=%s", interval: 100ms}
-    promote: {url: "%s/promote?region=%s", timeout: 10s}`, r.name, addr, r.url, f.hooks.url, r.name, f.hooks.url, r.name)
+    promote: {url: "%s/promote?region=%s", timeout: 10s}`, r.name, addr, r.url, path, f.hooks.url, r.name, f.hooks.url, r.name)
 	}
 	dir := t.TempDir()
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
+		eastPath := "/health/ready"
+		if i == blind {
+			eastPath = "/health/blind"
+		}
 		ports := freePorts(t, 3)
 		n := &fleetNode{name: name, admin: fmt.Sprintf("127.0.0.1:%d", ports[0]), dns: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 			cfg: filepath.Join(dir, name+".yaml")}
@@ -65,12 +79,15 @@ services:
     writes: {primary: us-east}
     failover: %s
 `, name, n.dns, ports[2], n.admin, filepath.Join(dir, name+"-state.json"), etcd.Endpoint,
-			region(f.east, "192.0.2.1"), region(f.west, "192.0.2.2"), failover)
+			region(f.east, "192.0.2.1", eastPath), region(f.west, "192.0.2.2", "/health/ready"), failover)
 		if err := os.WriteFile(n.cfg, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		n.start(t)
 		f.nodes = append(f.nodes, n)
+		if i == 0 && strings.Contains(failover, "auto: true") {
+			poll(t, 20*time.Second, n.name+" to take the failover lock", func() bool { return len(failoverRunners(f.nodes)) == 1 })
+		}
 	}
 	poll(t, 10*time.Second, "all three listed", func() bool { return len(f.nodes[0].nodes(t)) == 3 })
 	return f
@@ -115,6 +132,17 @@ func auditOf(t *testing.T, n *fleetNode) []state.AuditEntry {
 	var body admin.AuditBody
 	n.status(t, http.MethodGet, "/v1/audit?limit=200", "", &body)
 	return body.Entries
+}
+
+// metricsText returns the node's /metrics page ("" when unreachable).
+func (n *fleetNode) metricsText() string {
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func without(nodes []*fleetNode, x *fleetNode) []*fleetNode {
@@ -278,8 +306,9 @@ func TestFleetAutoFailover(t *testing.T) {
 		t.Fatalf("auto failover: %+v", f)
 	}
 	poll(t, 30*time.Second, "the auto failover to end", func() bool {
-		f, _ = fl.nodes[0].failover(t, f.ID)
-		return f.State != state.FailoverRunning
+		var ok bool
+		f, ok = fl.nodes[0].failover(t, f.ID)
+		return ok && f.State != state.FailoverRunning
 	})
 	seen := time.Now()
 	if f.State != state.FailoverDone || f.RTOSeconds == nil {
@@ -313,4 +342,69 @@ func TestFleetAutoFailover(t *testing.T) {
 	}
 	t.Logf("fleet auto failover (after 1s, 1s holds): RTO by meridian %.3fs, by the test's clock %.3fs (primary down to seen done)",
 		*f.RTOSeconds, seen.Sub(killed).Seconds())
+}
+
+// TestFleetAutoFailoverQuorum: under fleet.health quorum the auto rule and
+// the impact time follow the fleet's verdict, not the runner's own view: a
+// runner that alone cannot reach the writes primary starts no failover,
+// and when the whole fleet sees the primary down, the impact time is when
+// the fleet did, not when the runner first lost it.
+func TestFleetAutoFailoverQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three processes")
+	}
+	fl := startFoFleetWith(t, "{rpo: 1s, max_wait: 5s, hold: 1s, auto: true, after: 1s}", 0)
+	runner := fl.nodes[0]
+	if rs := failoverRunners(fl.nodes); len(rs) != 1 || rs[0] != runner {
+		t.Fatalf("failover runners %d, want %s alone", len(rs), runner.name)
+	}
+	poll(t, 20*time.Second, "all three nodes to report their region views", func() bool {
+		var body admin.NodesBody
+		if runner.status(t, http.MethodGet, "/v1/nodes", "", &body) != http.StatusOK || len(body.Nodes) != 3 {
+			return false
+		}
+		for _, m := range body.Nodes {
+			if len(m.Regions) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	fl.east.blind.Store(true)
+	poll(t, 20*time.Second, runner.name+" to see us-east down and the fleet see it up", func() bool {
+		m := runner.metricsText()
+		return strings.Contains(m, `meridian_region_up{region="us-east"} 0`) &&
+			strings.Contains(m, `meridian_region_up_fleet{region="us-east"} 0.66`)
+	})
+	// Four times failover.after.
+	time.Sleep(4 * time.Second)
+	for _, n := range fl.nodes {
+		if list := n.failovers(t); len(list) != 0 {
+			t.Fatalf("%s lists a failover %s (%s) while only %s sees us-east down", n.name, list[0].ID, list[0].Reason, runner.name)
+		}
+	}
+	downAt := time.Now()
+	fl.east.healthy.Store(false)
+	var f state.Failover
+	poll(t, 20*time.Second, "an auto failover", func() bool {
+		list := fl.nodes[1].failovers(t)
+		if len(list) > 0 {
+			f = list[0]
+		}
+		return f.ID != ""
+	})
+	if f.ImpactAt.Before(downAt) {
+		t.Errorf("impact at %s, before the fleet saw us-east down (%s): the runner's own view", f.ImpactAt, downAt)
+	}
+	if f.Created.Sub(downAt) < time.Second {
+		t.Errorf("auto failover started %s after us-east went down, before failover.after 1s", f.Created.Sub(downAt))
+	}
+	poll(t, 30*time.Second, "the auto failover to end", func() bool {
+		var ok bool
+		f, ok = fl.nodes[2].failover(t, f.ID)
+		return ok && f.State != state.FailoverRunning
+	})
+	if f.State != state.FailoverDone {
+		t.Fatalf("auto failover: %s: %s", f.State, f.Outcome)
+	}
 }

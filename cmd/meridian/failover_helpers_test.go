@@ -33,6 +33,7 @@ type regionSrv struct {
 	ln        net.Listener
 	url       string
 	healthy   atomic.Bool
+	blind     atomic.Bool // /health/blind fails while set (or while not healthy)
 	appStatus atomic.Int32
 	mu        sync.Mutex
 	methods   map[string]int
@@ -54,8 +55,8 @@ func newRegionSrv(t *testing.T, name string) *regionSrv {
 
 func (r *regionSrv) serve(w http.ResponseWriter, req *http.Request) {
 	_, _ = io.Copy(io.Discard, req.Body)
-	if req.URL.Path == "/health/ready" {
-		if !r.healthy.Load() {
+	if req.URL.Path == "/health/ready" || req.URL.Path == "/health/blind" {
+		if !r.healthy.Load() || (req.URL.Path == "/health/blind" && r.blind.Load()) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
