@@ -19,10 +19,12 @@ const failoverLockKey = "failovers"
 // before it is confirmed with etcd again.
 const failoverLockRecheck = time.Second
 
-// foLock is the failover runner's hold on the fleet lock.
+// foLock is what this node knows of the fleet's failover lock: that it
+// holds it, or which other node does; trusted until then.
 type foLock struct {
-	held  bool
-	until time.Time // trusted until then
+	held   bool
+	holder string // when not held: the live node holding it
+	until  time.Time
 }
 
 // failoverRunner reports whether this node runs failovers, drills and the
@@ -53,6 +55,9 @@ func (n *Node) failoverRunner(ctx context.Context, v *View) bool {
 	if lk.held && now.Before(lk.until) {
 		return true
 	}
+	if !lk.held && lk.holder != "" && now.Before(lk.until) && n.liveMember(lk.holder) {
+		return false // asked etcd less than a second ago; its holder is still listed
+	}
 	held, holder, err := n.members.TryLock(ctx, failoverLockKey)
 	n.fo.lockMu.Lock()
 	defer n.fo.lockMu.Unlock()
@@ -63,12 +68,32 @@ func (n *Node) failoverRunner(ctx context.Context, v *View) bool {
 		}
 		n.fo.lock = foLock{held: true, until: now.Add(failoverLockRecheck)}
 		return true
-	case lk.held && err == nil:
-		n.log.Info("failovers run on another node now", "node", holder)
+	case err == nil:
+		if lk.held {
+			n.log.Info("failovers run on another node now", "node", holder)
+		}
+		n.fo.lock = foLock{holder: holder, until: now.Add(failoverLockRecheck)}
+		return false
 	case lk.held:
 		n.log.Warn("confirming the failover lock", "err", err)
 	}
 	n.fo.lock = foLock{}
+	return false
+}
+
+// liveMember reports whether the fleet's current member list names node.
+// A node that dies leaves the list when its lease expires, which is when
+// the locks it held go too: the others then ask etcd at once.
+func (n *Node) liveMember(node string) bool {
+	members, fresh := n.members.Members()
+	if !fresh {
+		return false
+	}
+	for i := range members {
+		if members[i].Name == node {
+			return true
+		}
+	}
 	return false
 }
 
