@@ -305,9 +305,10 @@ func TestFleetAutoFailover(t *testing.T) {
 	if f.Auto != "failover" || f.To != "eu-west" {
 		t.Fatalf("auto failover: %+v", f)
 	}
+	id := f.ID
 	poll(t, 30*time.Second, "the auto failover to end", func() bool {
 		var ok bool
-		f, ok = fl.nodes[0].failover(t, f.ID)
+		f, ok = fl.nodes[0].failover(t, id)
 		return ok && f.State != state.FailoverRunning
 	})
 	seen := time.Now()
@@ -399,9 +400,10 @@ func TestFleetAutoFailoverQuorum(t *testing.T) {
 	if f.Created.Sub(downAt) < time.Second {
 		t.Errorf("auto failover started %s after us-east went down, before failover.after 1s", f.Created.Sub(downAt))
 	}
+	id := f.ID
 	poll(t, 30*time.Second, "the auto failover to end", func() bool {
 		var ok bool
-		f, ok = fl.nodes[2].failover(t, f.ID)
+		f, ok = fl.nodes[2].failover(t, id)
 		return ok && f.State != state.FailoverRunning
 	})
 	if f.State != state.FailoverDone {

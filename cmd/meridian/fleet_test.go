@@ -610,7 +610,7 @@ func TestFleetShiftTakeover(t *testing.T) {
 	var runner *fleetNode
 	poll(t, 20*time.Second, "a node to run the shift", func() bool {
 		for _, n := range nodes {
-			if strings.Contains(n.child.stderr.String(), `msg="running shift"`) {
+			if strings.Contains(n.child.stderr.String(), `"running shift"`) {
 				if runner != nil && runner != n {
 					t.Fatalf("both %s and %s run the shift", runner.name, n.name)
 				}
@@ -652,7 +652,7 @@ func TestFleetShiftTakeover(t *testing.T) {
 	var took time.Duration
 	poll(t, 30*time.Second, "another node to take the shift over", func() bool {
 		for _, n := range others {
-			if strings.Contains(n.child.stderr.String(), `msg="running shift"`) {
+			if strings.Contains(n.child.stderr.String(), `"running shift"`) {
 				took = time.Since(killed)
 				return true
 			}
