@@ -162,3 +162,16 @@ func (n *Node) primaryUpLocked(v *View, region string) bool {
 	}
 	return n.servingLocked(v, region)
 }
+
+// forgetEndedDrills drops the watches of drills that ended: on a node that
+// is not the runner, those of drills started through its API, which the
+// runner ended.
+func (n *Node) forgetEndedDrills() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id := range n.fo.drills {
+		if dr := n.st.Drill(id); dr == nil || dr.State != state.DrillRunning {
+			delete(n.fo.drills, id)
+		}
+	}
+}

@@ -46,7 +46,8 @@ func (n *Node) tickFailovers(ctx context.Context) {
 		return
 	}
 	if v := n.View(); v == nil || !n.failoverRunner(ctx, v) {
-		return // another node of the fleet runs them
+		n.forgetEndedDrills() // another node of the fleet runs them
+		return
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

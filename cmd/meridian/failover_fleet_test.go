@@ -12,6 +12,7 @@ import (
 
 	"github.com/meridian-edge/meridian/admin"
 	"github.com/meridian-edge/meridian/internal/etcdtest"
+	"github.com/meridian-edge/meridian/node"
 	"github.com/meridian-edge/meridian/state"
 )
 
@@ -409,4 +410,68 @@ func TestFleetAutoFailoverQuorum(t *testing.T) {
 	if f.State != state.FailoverDone {
 		t.Fatalf("auto failover: %s: %s", f.State, f.Outcome)
 	}
+}
+
+// TestFleetDrill: a drill started through one node is ended by the one
+// node running failovers, once, and every node sees the region's override
+// put back.
+func TestFleetDrill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three processes")
+	}
+	fl := startFoFleet(t, "{rpo: 1s, hold: 1s}")
+	var dr state.Drill
+	if code := fl.nodes[2].status(t, http.MethodPost, "/v1/services/api/drills",
+		`{"region": "us-east", "duration": "2s", "reason": "fleet drill test"}`, &dr); code != http.StatusCreated {
+		t.Fatalf("start drill: %d", code)
+	}
+	poll(t, 30*time.Second, "the drill to end", func() bool {
+		var body admin.DrillsBody
+		if fl.nodes[0].status(t, http.MethodGet, "/v1/services/api/drills", "", &body) != http.StatusOK {
+			return false
+		}
+		for _, d := range body.Drills {
+			if d.ID == dr.ID {
+				dr = d
+			}
+		}
+		return dr.State != state.DrillRunning
+	})
+	if dr.State != state.DrillDone {
+		t.Fatalf("drill: %s: %s", dr.State, dr.Outcome)
+	}
+	if rs := failoverRunners(fl.nodes); len(rs) != 1 {
+		t.Fatalf("%d nodes ran the drill, want 1", len(rs))
+	}
+	var ends []string
+	for _, e := range auditOf(t, fl.nodes[1]) {
+		if e.Action == "drill.done" {
+			ends = append(ends, e.Node)
+		}
+	}
+	if len(ends) != 1 {
+		t.Fatalf("drill.done entries by %v, want one", ends)
+	}
+	for _, n := range fl.nodes {
+		poll(t, 5*time.Second, n.name+" to serve us-east again", func() bool {
+			o := n.overrideOf(t, "us-east")
+			return o == "" || o == "auto"
+		})
+	}
+}
+
+// overrideOf reads a region's override of service api as node n serves
+// it ("?" when unreadable).
+func (n *fleetNode) overrideOf(t *testing.T, region string) string {
+	t.Helper()
+	var sv node.ServiceView
+	if n.status(t, http.MethodGet, "/v1/services/api", "", &sv) != http.StatusOK {
+		return "?"
+	}
+	for _, r := range sv.Regions {
+		if r.Name == region {
+			return r.Override
+		}
+	}
+	return "?"
 }
