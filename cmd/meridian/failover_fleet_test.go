@@ -228,10 +228,10 @@ func TestFleetFailoverTakeover(t *testing.T) {
 		poll(t, 5*time.Second, n.name+" to serve the reads from eu-west", func() bool {
 			return n.dial(t, "us-east") == 0 || n.dial(t, "eu-west") == 100
 		})
-		g, _ := n.failover(t, f.ID)
-		if g.State != state.FailoverDone {
-			t.Errorf("%s sees failover %s", n.name, g.State)
-		}
+		poll(t, 5*time.Second, n.name+" to see the failover done", func() bool {
+			g, _ := n.failover(t, f.ID)
+			return g.State == state.FailoverDone
+		})
 	}
 	// Who took which step: the killed runner the early ones, one other
 	// node the end.
