@@ -444,11 +444,15 @@ func TestFleetDrill(t *testing.T) {
 		t.Fatalf("%d nodes ran the drill, want 1", len(rs))
 	}
 	var ends []string
-	for _, e := range auditOf(t, fl.nodes[1]) {
-		if e.Action == "drill.done" {
-			ends = append(ends, e.Node)
+	poll(t, 5*time.Second, "the drill's end in the audit log", func() bool {
+		ends = nil
+		for _, e := range auditOf(t, fl.nodes[1]) {
+			if e.Action == "drill.done" {
+				ends = append(ends, e.Node)
+			}
 		}
-	}
+		return len(ends) > 0
+	})
 	if len(ends) != 1 {
 		t.Fatalf("drill.done entries by %v, want one", ends)
 	}
