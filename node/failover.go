@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,9 @@ type failovers struct {
 	upSince   map[string]time.Time // guarded by Node.mu
 	promoting map[string]bool      // failover id → promote hook in flight; guarded by Node.mu
 	drills    map[string]*drillWatch
+
+	lockMu sync.Mutex // guards lock
+	lock   foLock     // fleet: this node's hold on the failover runner's lock
 }
 
 var (
@@ -198,7 +202,7 @@ func (n *Node) startFailoverLocked(service string, req FailoverRequest, who Acto
 		Created: now, Updated: now, Reason: who.Reason, Token: who.Token,
 	}
 	// Step 1: impact.
-	down, since := !n.servingLocked(v, from), n.fo.downSince[from]
+	down, since := !n.primaryUpLocked(v, from), n.fo.downSince[from]
 	switch {
 	case down:
 		f.ImpactAt = since
@@ -234,6 +238,11 @@ func (n *Node) startFailoverLocked(service string, req FailoverRequest, who Acto
 		audit = append(audit, stepAudit(&f, s))
 	}
 	err = n.changeLocked(func(s *state.Snapshot) error {
+		// Decided again on the stored state: another node may have
+		// started one meanwhile (the fleet's auto rule, or an operator).
+		if r := runningFailover(s.Failovers, service); r != nil {
+			return errorf(ErrConflict, "service %q is frozen by failover %s (%s → %s) until it ends", service, r.ID, r.From, r.To)
+		}
 		s.Failovers = append(dropEndedFailovers(s.Failovers), f)
 		return nil
 	}, audit...)

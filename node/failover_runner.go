@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/config"
-	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/replica"
 	"github.com/meridian-edge/meridian/shift"
 	"github.com/meridian-edge/meridian/state"
@@ -46,6 +45,10 @@ func (n *Node) tickFailovers(ctx context.Context) {
 	if !n.health.Ready() {
 		return
 	}
+	if v := n.View(); v == nil || !n.failoverRunner(ctx, v) {
+		n.forgetEndedDrills() // another node of the fleet runs them
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.store == nil {
@@ -78,10 +81,10 @@ func (n *Node) trackRegionsLocked(v *View) {
 		return
 	}
 	now := n.now()
+	ups := n.regionsUp(v)
 	for i := range v.Policy.Regions {
 		r := &v.Policy.Regions[i]
-		up := r.Override == policy.ForceUp || (r.Override == policy.Auto && r.Up)
-		if up {
+		if ups[i] {
 			delete(n.fo.downSince, r.Name)
 			if _, ok := n.fo.upSince[r.Name]; !ok {
 				n.fo.upSince[r.Name] = now
@@ -172,15 +175,17 @@ func (n *Node) lagStepLocked(v *View, f *state.Failover, fc config.Failover, now
 }
 
 // promoteStepLocked is step 5: the promote hook, called once. Its call is
-// stored before it is made, so that a restart never calls it again; a
-// restart while it was in flight leaves the failover needing attention.
+// stored before it is made, so that neither a restart nor the node taking
+// over from a dead runner calls it again; a runner that stopped while it
+// was in flight leaves the failover needing attention.
 func (n *Node) promoteStepLocked(ctx context.Context, v *View, f *state.Failover) error {
 	if n.fo.promoting[f.ID] {
 		return nil
 	}
 	if f.PromoteCalled {
 		n.endFailoverLocked(f, state.FailoverNeedsAttention, "the promote hook of "+f.To+
-			" was called before a restart and its answer was lost; check its database, then finish with a new failover")
+			" was called by a runner that stopped before its answer was saved (a restart, or a fleet node that died);"+
+			" check its database, then finish with a new failover")
 		return nil
 	}
 	lag := n.fo.replicas.Lag(f.To)
@@ -194,7 +199,18 @@ func (n *Node) promoteStepLocked(ctx context.Context, v *View, f *state.Failover
 			func(p *state.Failover) { p.Step, p.RPOSeconds = state.StepWrites, &rpo })
 	}
 	id := f.ID
-	err := n.updateFailoverLocked(id, func(p *state.Failover) { p.PromoteCalled, p.RPOSeconds = true, &rpo },
+	now := n.now()
+	// The call is marked in a change that holds only while no node marked
+	// it before: of two nodes that both think they run the failover (one
+	// taking over from another it saw die), one alone calls the hook.
+	err := n.changeLocked(func(s *state.Snapshot) error {
+		p := s.Failover(id)
+		if p == nil || p.State != state.FailoverRunning || p.Step != state.StepPromote || p.PromoteCalled {
+			return fmt.Errorf("failover %s changed meanwhile", id)
+		}
+		p.PromoteCalled, p.RPOSeconds, p.Updated = true, &rpo, now
+		return nil
+	},
 		state.AuditEntry{Token: f.Token, Action: "failover.promote", Target: f.Service + " " + f.From + "→" + f.To,
 			Old: "failover " + id, New: "POST " + hook.URL, Reason: fmt.Sprintf("rpo (lag at promotion) %s", rpoText(rpo))})
 	if err != nil {
@@ -453,7 +469,7 @@ func (n *Node) autoFailoverLocked(v *View) {
 		if since, down := n.fo.downSince[cur]; fc.Auto && down && now.Sub(since) >= fc.After.D() {
 			to := ""
 			for _, r := range cs.Regions {
-				if r != cur && n.servingLocked(v, r) {
+				if r != cur && n.primaryUpLocked(v, r) {
 					to = r
 					break
 				}

@@ -33,6 +33,7 @@ type regionSrv struct {
 	ln        net.Listener
 	url       string
 	healthy   atomic.Bool
+	blind     atomic.Bool // /health/blind fails while set (or while not healthy)
 	appStatus atomic.Int32
 	mu        sync.Mutex
 	methods   map[string]int
@@ -54,8 +55,8 @@ func newRegionSrv(t *testing.T, name string) *regionSrv {
 
 func (r *regionSrv) serve(w http.ResponseWriter, req *http.Request) {
 	_, _ = io.Copy(io.Discard, req.Body)
-	if req.URL.Path == "/health/ready" {
-		if !r.healthy.Load() {
+	if req.URL.Path == "/health/ready" || req.URL.Path == "/health/blind" {
+		if !r.healthy.Load() || (req.URL.Path == "/health/blind" && r.blind.Load()) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
@@ -85,6 +86,7 @@ type hooks struct {
 	lag      map[string]string // region → body of its lag answer; "" = 500
 	promoted map[string]int
 	promote  atomic.Int32 // status the promote hook answers (default 200)
+	delay    atomic.Int64 // how long the promote hook takes to answer (ns)
 }
 
 func newHooks(t *testing.T) *hooks {
@@ -115,6 +117,12 @@ func newHooks(t *testing.T) *hooks {
 			h.mu.Lock()
 			h.promoted[region]++
 			h.mu.Unlock()
+			if d := time.Duration(h.delay.Load()); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-req.Context().Done():
+				}
+			}
 			if c := h.promote.Load(); c != 0 {
 				w.WriteHeader(int(c))
 			}
