@@ -15,7 +15,7 @@ import (
 
 // Response rate limiting (RRL) of UDP answers, as BIND has it. Every
 // response is charged to an account keyed by the client's prefix (/24,
-// /56 by default), the kind of response and the name it is about (the
+// /56 by default; a loopback address is a prefix of its own), the kind of response and the name it is about (the
 // question for answers and NODATA, with its type; the zone for NXDOMAIN;
 // the delegation for referrals; none for errors). An account earns
 // responses_per_second credits a second up to one second's worth and
@@ -158,6 +158,12 @@ func (l *limiter) apply(r []byte, src netip.Addr, e *ednsOpt) []byte {
 	bits := l.cfg.IPv4Prefix
 	if !src.Is4() {
 		bits = l.cfg.IPv6Prefix
+	}
+	if src.IsLoopback() {
+		// Loopback sources never crossed a network, so there is no
+		// spoofing to aggregate: each local address (a local resolver, a
+		// test client) is an account of its own.
+		bits = src.BitLen()
 	}
 	pfx, err := src.Prefix(bits)
 	if err != nil {
