@@ -109,11 +109,39 @@ type cannedUpstream struct {
 
 func newCannedUpstream(t testing.TB, answer func(r *http.Request) (string, bool)) *cannedUpstream {
 	t.Helper()
+	u := &cannedUpstream{}
+	u.URL = serveRaw(t, func(c net.Conn) {
+		u.conns.Add(1)
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(r.Body) // a broken body shows as a short one
+			u.requests.Add(1)
+			u.mu.Lock()
+			u.last, u.lastBody = r, string(body)
+			u.mu.Unlock()
+			resp, closeAfter := answer(r)
+			if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+				return
+			}
+		}
+	}, func() { u.closedN.Add(1) })
+	return u
+}
+
+// serveRaw accepts connections on a loopback listener until the test ends
+// and serves each in its own goroutine: a connection is closed when serve
+// returns (then closed, if set, is called), and every open one when the
+// test ends. It returns the listener's http:// URL.
+func serveRaw(t testing.TB, serve func(c net.Conn), closed func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &cannedUpstream{URL: "http://" + ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
@@ -125,7 +153,6 @@ func newCannedUpstream(t testing.TB, answer func(r *http.Request) (string, bool)
 			if err != nil {
 				return
 			}
-			u.conns.Add(1)
 			mu.Lock()
 			open[c] = true
 			mu.Unlock()
@@ -134,24 +161,11 @@ func newCannedUpstream(t testing.TB, answer func(r *http.Request) (string, bool)
 				defer wg.Done()
 				defer func() {
 					c.Close()
-					u.closedN.Add(1)
+					if closed != nil {
+						closed()
+					}
 				}()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, _ := io.ReadAll(r.Body) // a broken body shows as a short one
-					u.requests.Add(1)
-					u.mu.Lock()
-					u.last, u.lastBody = r, string(body)
-					u.mu.Unlock()
-					resp, closeAfter := answer(r)
-					if _, err := io.WriteString(c, resp); err != nil || closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
@@ -164,7 +178,7 @@ func newCannedUpstream(t testing.TB, answer func(r *http.Request) (string, bool)
 		mu.Unlock()
 		wg.Wait()
 	})
-	return u
+	return "http://" + ln.Addr().String()
 }
 
 func (u *cannedUpstream) lastRequest() (*http.Request, string) {

@@ -29,61 +29,26 @@ type wireUpstream struct {
 
 func newWireUpstream(t testing.TB, serve func(c net.Conn, r *http.Request, n int64) bool) *wireUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &wireUpstream{URL: "http://" + ln.Addr().String()}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	u := &wireUpstream{}
+	u.URL = serveRaw(t, func(c net.Conn) {
+		u.conns.Add(1)
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			r, err := http.ReadRequest(br)
 			if err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset") {
+					u.eofs.Add(1)
+				}
 				return
 			}
-			u.conns.Add(1)
-			mu.Lock()
-			open[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					c.Close()
-					u.closed.Add(1)
-				}()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset") {
-							u.eofs.Add(1)
-						}
-						return
-					}
-					if _, err := io.Copy(io.Discard, r.Body); err != nil {
-						return
-					}
-					if !serve(c, r, u.requests.Add(1)) {
-						return
-					}
-				}
-			}()
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				return
+			}
+			if !serve(c, r, u.requests.Add(1)) {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	}, func() { u.closed.Add(1) })
 	return u
 }
 
