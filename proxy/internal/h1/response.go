@@ -145,8 +145,10 @@ func ParseResponse(rs *Response, plain *[]byte, head []byte) error {
 // normalizeHead rewrites a message head with bare-LF line ends or folded
 // lines into plain CRLF lines, appended to dst: a folded line joins the
 // one before it with one space, as net/http's textproto reader joins them.
-// It returns false for a head net/http refuses too: a fold right after the
-// start line.
+// It returns false for a head net/http refuses too, a fold right after the
+// start line, and for one with a fold that continues nothing but white
+// space: net/http keeps that space in the value (so "chunked " is an
+// unknown transfer coding to it), and refusing is the strict choice.
 func normalizeHead(dst, head []byte) ([]byte, bool) {
 	for lines := 0; len(head) > 0; lines++ {
 		i := bytes.IndexByte(head, '\n')
@@ -162,6 +164,8 @@ func normalizeHead(dst, head []byte) ([]byte, bool) {
 			dst = append(dst, line...)
 		case lines < 2:
 			return dst, false // folding onto the start line
+		case len(TrimOWS(line)) == 0:
+			return dst, false // a fold of white space alone
 		default:
 			dst = TrimOWS(dst[:len(dst)-2])
 			dst = append(dst, ' ')
