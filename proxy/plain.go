@@ -65,9 +65,14 @@ type PlainRequest struct {
 	ServerName string
 }
 
-// PlainResponse takes the response ServePlain relays. Errors from its
-// methods mean the client is gone: ServePlain stops and counts the
-// request as the client's (499) or as the status already sent.
+// PlainResponse takes the response ServePlain relays. The response ends
+// when ServePlain returns: the caller then sends what Write buffered and
+// ends the stream (HTTP/2: END_STREAM on the last DATA or trailers
+// frame), unless Abort was called. ServePlain flushes only where the
+// body's pace is the upstream's (event streams, chunks, bodies delimited
+// by the close), as the fast path does. Errors from the methods mean the
+// client is gone: ServePlain stops and counts the request as the
+// client's (499) or with the status already sent.
 type PlainResponse interface {
 	// WriteHead sends a response head: an informational one (1xx, any
 	// number of times), then the final one. The fields are filtered for
@@ -349,12 +354,10 @@ func (pc *plainConn) answer(code int, msg []byte, rg *region, retryAfter bool) e
 		return err
 	}
 	if pc.head {
-		return pc.w.Flush()
+		return nil
 	}
-	if _, err := pc.w.Write(msg); err != nil {
-		return err
-	}
-	return pc.w.Flush()
+	_, err := pc.w.Write(msg)
+	return err
 }
 
 // Names and values of the fields ServePlain adds.

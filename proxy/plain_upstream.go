@@ -315,9 +315,6 @@ func (pc *plainConn) respond(u *upConn, whole time.Time) {
 			err = pc.relayUntilClose(u, deadline)
 		}
 	}
-	if err == nil {
-		err = pc.w.Flush()
-	}
 	if err != nil {
 		pc.w.Abort()
 	}
