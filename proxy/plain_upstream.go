@@ -349,7 +349,7 @@ func (pc *plainConn) sniff(u *upConn, m h1.BodyMode, deadline time.Time) []byte 
 
 // fieldsFor fills pc.out with the response's fields for the client, the
 // way h1.Response.AppendHead selects them, names in lower case: final is
-// false for a 1xx head, which keeps all but the framing fields.
+// false for a 1xx head, which gets no fields added.
 func (pc *plainConn) fieldsFor(m h1.BodyMode, sniff []byte, final bool) {
 	rs, ex := &pc.rs, pc.ex
 	pc.out.f = pc.out.f[:0]
@@ -359,9 +359,7 @@ func (pc *plainConn) fieldsFor(m h1.BodyMode, sniff []byte, final bool) {
 		case h1.KindTransferEncoding, h1.KindContentLength:
 			continue
 		case h1.KindConnection, h1.KindHop, h1.KindTe, h1.KindUpgrade, h1.KindRegion:
-			if final {
-				continue
-			}
+			continue // HTTP/2 has no connection-specific fields, 1xx heads included
 		case h1.KindTrailer:
 			if final && m != h1.BodyChunked {
 				continue
@@ -371,7 +369,7 @@ func (pc *plainConn) fieldsFor(m h1.BodyMode, sniff []byte, final bool) {
 				continue
 			}
 		}
-		if final && rs.Conn.N > 0 && rs.Conn.Lists(f.Name) {
+		if rs.Conn.N > 0 && rs.Conn.Lists(f.Name) {
 			continue
 		}
 		lower(f.Name)
