@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-edge/meridian/config"
+	"github.com/meridian-edge/meridian/health"
+)
+
+// TestPlainH2Timeout: an upstream that does not answer within
+// proxy.timeout gets the HTTP/2 client 504 from its region, and is
+// reported as a timeout.
+func TestPlainH2Timeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	cfg := cannedConfig(up.URL)
+	cfg.Services[0].Proxy.Timeout = config.Duration(600 * time.Millisecond)
+	hh := newH2Harness(t, cfg, h2C)
+	start := time.Now()
+	resp, body := hh.get(testHost, "/")
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Meridian-Region") != "eu" {
+		t.Fatalf("got %d %q from %q, want 504 from eu", resp.StatusCode, body, resp.Header.Get("X-Meridian-Region"))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v, want about the 600ms timeout", took)
+	}
+	if hh.rep.count(0, 0, health.OutcomeTimeout) == 0 {
+		t.Error("no timeout reported")
+	}
+}
+
+// TestPlainH2EventStream: an event stream reaches the HTTP/2 client as
+// the upstream writes it, before the upstream is done.
+func TestPlainH2EventStream(t *testing.T) {
+	next := make(chan struct{})
+	up := upstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			_, _ = io.WriteString(w, "data: "+strings.Repeat("x", i+1)+"\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	})
+	hh := newH2Harness(t, cannedConfig(up.URL), h2C)
+	resp, err := hh.h2.Do(hh.request(http.MethodGet, testHost, "/events", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := br.ReadString('\n')
+		if want := "data: " + strings.Repeat("x", i+1) + "\n"; err != nil || line != want {
+			t.Fatalf("event %d: got %q, %v, want %q", i, line, err, want)
+		}
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		next <- struct{}{} // the upstream writes the next one only now
+	}
+	if hh.fastIdle() != 0 {
+		t.Error("a stream's connection was pooled while it runs")
+	}
+}
+
+// TestPlainH2Head: a HEAD request gets the upstream's Content-Length and
+// no body, and the upstream connection is reused.
+func TestPlainH2Head(t *testing.T) {
+	up := newCannedUpstream(t, always("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n"))
+	hh := newH2Harness(t, cannedConfig(up.URL), h2C)
+	for range 2 {
+		resp, body := hh.do(hh.request(http.MethodHead, testHost, "/", nil))
+		if resp.StatusCode != 200 || body != "" || resp.ContentLength != 1234 {
+			t.Fatalf("got %d with %q, length %d, want 200, none, 1234", resp.StatusCode, body, resp.ContentLength)
+		}
+	}
+	if n := up.conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections, want 1", n)
+	}
+}
+
+// TestPlainH2AccessLog: an HTTP/2 request served by ServePlain writes its
+// access log line.
+func TestPlainH2AccessLog(t *testing.T) {
+	up := newCannedUpstream(t, always("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"))
+	hh := newH2Harness(t, cannedConfig(up.URL), h2C)
+	out := &lockedBuffer{}
+	al := NewAccessLog(out, quietLogger())
+	hh.p.SetAccessLog(al)
+	defer al.Close()
+	if resp, _ := hh.get(testHost, "/logged"); resp.StatusCode != 201 {
+		t.Fatalf("got %d, want 201", resp.StatusCode)
+	}
+	waitFor(t, "an access log line", 5*time.Second, func() bool { return len(out.lines(t)) == 1 })
+	line := out.lines(t)[0]
+	if line["service"] != "api" || line["region"] != "eu" || line["status"] != float64(201) {
+		t.Errorf("got line %v, want service api, region eu, status 201", line)
+	}
+}
+
+// TestServePlainRefuses: ServePlain leaves to the caller, having written
+// nothing, requests it must not put on an HTTP/1.1 wire as they are.
+func TestServePlainRefuses(t *testing.T) {
+	up := newCannedUpstream(t, always("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	base := func() *PlainRequest {
+		return &PlainRequest{
+			Method: []byte("GET"), Target: []byte("/"), Authority: []byte(testHost),
+			Header: &benchFields{}, Peer: netip.MustParseAddr("127.0.0.1"),
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(rq *PlainRequest)
+	}{
+		{"value with CRLF", func(rq *PlainRequest) {
+			rq.Header = &benchFields{f: [][2][]byte{{[]byte("x-a"), []byte("1\r\nX-Injected: 1")}}}
+		}},
+		{"value with NUL", func(rq *PlainRequest) { rq.Header = &benchFields{f: [][2][]byte{{[]byte("x-a"), []byte("a\x00")}}} }},
+		{"name with space", func(rq *PlainRequest) { rq.Header = &benchFields{f: [][2][]byte{{[]byte("x a"), []byte("1")}}} }},
+		{"empty name", func(rq *PlainRequest) { rq.Header = &benchFields{f: [][2][]byte{{nil, []byte("1")}}} }},
+		{"connection field", func(rq *PlainRequest) {
+			rq.Header = &benchFields{f: [][2][]byte{{[]byte("connection"), []byte("close")}}}
+		}},
+		{"te other than trailers", func(rq *PlainRequest) { rq.Header = &benchFields{f: [][2][]byte{{[]byte("te"), []byte("gzip")}}} }},
+		{"grpc", func(rq *PlainRequest) {
+			rq.Header = &benchFields{f: [][2][]byte{{[]byte("content-type"), []byte("application/grpc+proto")}}}
+		}},
+		{"connect", func(rq *PlainRequest) { rq.Method = []byte("CONNECT") }},
+		{"method with space", func(rq *PlainRequest) { rq.Method = []byte("GET /x") }},
+		{"absolute target", func(rq *PlainRequest) { rq.Target = []byte("http://x/") }},
+		{"target with space", func(rq *PlainRequest) { rq.Target = []byte("/a b") }},
+		{"bad authority", func(rq *PlainRequest) { rq.Authority = []byte("a b") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rq := base()
+			tc.edit(rq)
+			sink := &benchSink{}
+			if h.p.ServePlain(rq, sink) {
+				t.Fatalf("ServePlain took it and answered %d", sink.code)
+			}
+			if sink.code != 0 || sink.n != 0 {
+				t.Errorf("ServePlain wrote %d with %d bytes", sink.code, sink.n)
+			}
+		})
+	}
+	if n := up.requests.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+	sink := &benchSink{}
+	if !h.p.ServePlain(base(), sink) || sink.code != 200 || sink.n != 2 {
+		t.Errorf("the plain request: got %d with %d bytes, want 200 with 2", sink.code, sink.n)
+	}
+}
