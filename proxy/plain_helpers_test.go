@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/meridian-edge/meridian/config"
 )
@@ -31,32 +27,31 @@ func forH2(t *testing.T, f func(t *testing.T, mode h2Mode)) {
 	}
 }
 
-// h2Harness is a fast-path harness for cfg with an HTTP/2 client
-// (golang.org/x/net/http2's Transport) that speaks mode to it.
+// h2Harness is a fast-path harness for cfg with a client that speaks
+// only HTTP/2 to it (net/http's Transport, whose HTTP/2 client is
+// golang.org/x/net/http2's, bundled; x/net's own Transport type is
+// deprecated in its favour).
 type h2Harness struct {
 	*harness
 	h2     *http.Client
-	tr     *http2.Transport
 	scheme string
 }
 
 func newH2Harness(t testing.TB, cfg *config.Config, mode h2Mode, tweaks ...any) *h2Harness {
 	t.Helper()
-	tr := &http2.Transport{DisableCompression: true}
-	hh := &h2Harness{tr: tr, scheme: "http"}
+	var protos http.Protocols
+	tr := &http.Transport{Protocols: &protos, DisableCompression: true, MaxConnsPerHost: 1}
+	hh := &h2Harness{scheme: "http"}
 	switch mode {
 	case h2TLS:
 		ln, tlsOn, roots := tlsListener(t)
 		hh.harness = newHarness(t, cfg, append([]any{fastPath, ln, tlsOn}, tweaks...)...)
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: "example.com", NextProtos: []string{"h2"}}
+		protos.SetHTTP2(true) // ALPN offers h2 alone
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: "example.com"}
 		hh.scheme = "https"
 	case h2C:
 		hh.harness = newHarness(t, cfg, append([]any{fastPath}, tweaks...)...)
-		tr.AllowHTTP = true
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}
+		protos.SetUnencryptedHTTP2(true) // prior knowledge
 	}
 	hh.h2 = &http.Client{Transport: tr, Timeout: 20 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -71,8 +66,15 @@ func (hh *h2Harness) request(method, host, path string, body io.Reader) *http.Re
 	return req
 }
 
+// h2Reply is a response read in full.
+type h2Reply struct {
+	StatusCode      int
+	Header, Trailer http.Header
+	ContentLength   int64
+}
+
 // do sends req over HTTP/2 and returns the response head and body.
-func (hh *h2Harness) do(req *http.Request) (*http.Response, string) {
+func (hh *h2Harness) do(req *http.Request) (h2Reply, string) {
 	hh.t.Helper()
 	resp, err := hh.h2.Do(req)
 	if err != nil {
@@ -86,10 +88,10 @@ func (hh *h2Harness) do(req *http.Request) (*http.Response, string) {
 	if resp.ProtoMajor != 2 {
 		hh.t.Fatalf("got %s, want HTTP/2", resp.Proto)
 	}
-	return resp, string(b)
+	return h2Reply{StatusCode: resp.StatusCode, Header: resp.Header, Trailer: resp.Trailer, ContentLength: resp.ContentLength}, string(b)
 }
 
-func (hh *h2Harness) get(host, path string) (*http.Response, string) {
+func (hh *h2Harness) get(host, path string) (h2Reply, string) {
 	hh.t.Helper()
 	return hh.do(hh.request(http.MethodGet, host, path, nil))
 }

@@ -163,8 +163,21 @@ func TestServePlainRefuses(t *testing.T) {
 	if n := up.requests.Load(); n != 0 {
 		t.Errorf("upstream saw %d requests, want 0", n)
 	}
+	// HTTP/2's split cookie fields are joined for HTTP/1.1 (RFC 9113
+	// section 8.2.3), and lower-case names go upstream in canonical form.
+	rq := base()
+	rq.Header = &benchFields{f: [][2][]byte{
+		{[]byte("cookie"), []byte("a=1")}, {[]byte("x-trace-id"), []byte("t")}, {[]byte("cookie"), []byte("b=2")},
+	}}
 	sink := &benchSink{}
-	if !h.p.ServePlain(base(), sink) || sink.code != 200 || sink.n != 2 {
-		t.Errorf("the plain request: got %d with %d bytes, want 200 with 2", sink.code, sink.n)
+	if !h.p.ServePlain(rq, sink) || sink.code != 200 || sink.n != 2 {
+		t.Fatalf("the plain request: got %d with %d bytes, want 200 with 2", sink.code, sink.n)
+	}
+	r, _ := up.lastRequest()
+	if got := r.Header.Values("Cookie"); len(got) != 1 || got[0] != "a=1; b=2" {
+		t.Errorf("upstream got Cookie %q, want [a=1; b=2]", got)
+	}
+	if got := r.Header["X-Trace-Id"]; len(got) != 1 || got[0] != "t" {
+		t.Errorf("upstream got X-Trace-Id %q, want [t]", got)
 	}
 }

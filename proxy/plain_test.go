@@ -74,8 +74,7 @@ func TestPlainH2Headers(t *testing.T) {
 		req.Header.Set("X-Custom", "v")
 		req.Header.Set("Te", "trailers")
 		req.Header.Set("User-Agent", "h2-test")
-		req.AddCookie(&http.Cookie{Name: "a", Value: "1"})
-		req.AddCookie(&http.Cookie{Name: "b", Value: "2"})
+		req.Header.Set("Cookie", "a=1; b=2") // split into two fields on the wire
 		resp, body := hh.do(req)
 		if resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
@@ -210,14 +209,19 @@ func TestPlainH2Failover(t *testing.T) {
 			},
 		}
 		hh := newH2Harness(t, cfg, mode)
-		for i := range 4 {
+		// Random choice between the two eu endpoints: within 40 requests
+		// the dead one is all but certainly tried (a miss is 2^-40).
+		for i := 0; i < 40 && hh.rep.count(0, 0, health.OutcomeConnectFailure) == 0; i++ {
 			resp, body := hh.get(testHost, "/")
 			if resp.StatusCode != 200 || body != "eu" || resp.Header.Get("X-Meridian-Region") != "eu" {
 				t.Fatalf("request %d: got %d %q from %q, want 200 eu", i, resp.StatusCode, body, resp.Header.Get("X-Meridian-Region"))
 			}
 		}
 		if hh.rep.count(0, 0, health.OutcomeConnectFailure) == 0 {
-			t.Error("no connect failure reported for the dead endpoint")
+			t.Fatal("no connect failure reported for the dead endpoint")
+		}
+		if hh.rep.count(0, 1, health.OutcomeSuccess) == 0 {
+			t.Error("no success reported for the live endpoint")
 		}
 		eu.Close() // the live eu endpoint dies: its pooled connection too
 		resp, body := hh.get(testHost, "/")
