@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,4 +182,60 @@ func TestServePlainRefuses(t *testing.T) {
 	if got := r.Header["X-Trace-Id"]; len(got) != 1 || got[0] != "t" {
 		t.Errorf("upstream got X-Trace-Id %q, want [t]", got)
 	}
+}
+
+// TestPlainH2BodyRetries: max_retry_body decides what may be retried. A
+// body that fits is replayed after a connect failure and after a retry_on
+// status; a larger one, streamed, is retried after a connect failure (it
+// never left) but not after a status: the client gets that answer.
+func TestPlainH2BodyRetries(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Len", strconv.Itoa(len(b)))
+		_, _ = w.Write(b[:min(len(b), 16)])
+	}
+	small := strings.Repeat("s", 1000)
+	large := strings.Repeat("L", 200<<10) // beyond the 64 KiB max_retry_body
+	unknown := func(s string) io.Reader { return io.MultiReader(strings.NewReader(s)) }
+
+	t.Run("connect failure", func(t *testing.T) {
+		us := upstream(t, echo)
+		cfg := &config.Config{
+			Regions:  []config.Region{testRegion("eu", deadURL(t)), testRegion("us", us.URL)},
+			Services: []config.Service{proxyService("api", []string{testHost}, "eu", "us")},
+		}
+		hh := newH2Harness(t, cfg, h2C)
+		for _, body := range []string{small, large} {
+			resp, _ := hh.do(hh.request(http.MethodPost, testHost, "/", unknown(body)))
+			if resp.StatusCode != 200 || resp.Header.Get("X-Meridian-Region") != "us" || resp.Header.Get("X-Len") != strconv.Itoa(len(body)) {
+				t.Errorf("%d-byte POST: got %d from %q with %s bytes upstream, want 200 from us with all",
+					len(body), resp.StatusCode, resp.Header.Get("X-Meridian-Region"), resp.Header.Get("X-Len"))
+			}
+		}
+	})
+	t.Run("retry_on status", func(t *testing.T) {
+		var busyLen atomic.Int64
+		busy := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			busyLen.Store(n)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		us := upstream(t, echo)
+		cfg := &config.Config{
+			Regions:  []config.Region{testRegion("eu", busy.URL), testRegion("us", us.URL)},
+			Services: []config.Service{proxyService("api", []string{testHost}, "eu", "us")},
+		}
+		hh := newH2Harness(t, cfg, h2C)
+		resp, _ := hh.do(hh.request(http.MethodPut, testHost, "/", unknown(small)))
+		if resp.StatusCode != 200 || resp.Header.Get("X-Len") != strconv.Itoa(len(small)) {
+			t.Errorf("small PUT: got %d with %s bytes upstream, want 200 with %d replayed", resp.StatusCode, resp.Header.Get("X-Len"), len(small))
+		}
+		resp, _ = hh.do(hh.request(http.MethodPut, testHost, "/", unknown(large)))
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("X-Meridian-Region") != "eu" {
+			t.Errorf("large PUT: got %d from %q, want eu's 503 (a streamed body is not replayed)", resp.StatusCode, resp.Header.Get("X-Meridian-Region"))
+		}
+		if n := busyLen.Load(); n != int64(len(large)) {
+			t.Errorf("eu read %d bytes of the large body, want %d", n, len(large))
+		}
+	})
 }
