@@ -23,7 +23,8 @@ import (
 // loaded and refreshed halfway through each response's validity. Only a
 // response that verifies against the issuer, is for this certificate's
 // serial, says "good" and is current is stapled; when a refresh fails
-// the previous staple is kept until it expires.
+// the previous staple is kept until it expires, unless the responder said
+// "revoked".
 const (
 	// ocspLoadTimeout bounds the fetches made while the certificates are
 	// loaded, all of them together.
@@ -191,6 +192,12 @@ func (o *ocspStapler) refresh(ctx context.Context, sc *staticCert) bool {
 	if err != nil {
 		log := o.log.With("cert_file", sc.file, "responder", st.url, "err", err)
 		switch {
+		case errors.Is(err, errRevoked):
+			// Unlike a failed fetch, an answer: a previous "good" is
+			// no longer stapled.
+			st.resp = nil
+			o.staple(sc, nil)
+			log.Error("certificate revoked; serving no OCSP staple, replace the certificate")
 		case st.resp != nil && !st.resp.NextUpdate.IsZero() && !o.now().Before(st.resp.NextUpdate):
 			st.resp = nil
 			o.staple(sc, nil)
