@@ -54,7 +54,7 @@ var (
 		"End of validity (nextUpdate) of the OCSP response stapled to a static certificate, as a Unix time, by the certificate's first name; no series while none is stapled.",
 		[]string{"name"}, nil)
 	ocspFetchesDesc = prometheus.NewDesc("meridian_tls_ocsp_fetches_total",
-		"OCSP responses fetched for static certificates, by the certificate's first name and result: stapled, failed (no answer from the responder) or rejected (the response did not pass the checks).",
+		"OCSP responses fetched for static certificates, by the certificate's first name and result: stapled, failed (no answer from the responder) or rejected (an answer that did not parse, verify or pass the checks).",
 		[]string{"name", "result"}, nil)
 )
 

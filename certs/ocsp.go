@@ -46,9 +46,12 @@ type ocspTiming struct {
 	minRefresh time.Duration // shortest wait before a refresh
 	retry      time.Duration // first wait after a failed fetch, doubled per failure
 	maxRetry   time.Duration // longest wait after failed fetches
+	// margin is how long before its nextUpdate a staple is dropped, so
+	// that no client gets one that has expired on its way.
+	margin time.Duration
 }
 
-var defaultOCSPTiming = ocspTiming{minRefresh: time.Minute, retry: time.Minute, maxRetry: time.Hour}
+var defaultOCSPTiming = ocspTiming{minRefresh: time.Minute, retry: time.Minute, maxRetry: time.Hour, margin: time.Minute}
 
 // ocspState keeps the staple of one static certificate.
 type ocspState struct {
@@ -135,6 +138,7 @@ func (o *ocspStapler) run(ctx context.Context, sc *staticCert) {
 			return
 		case <-t.C:
 		}
+		o.dropExpired(sc)
 		if o.refresh(ctx, sc) {
 			failures = 0
 		} else {
@@ -157,8 +161,8 @@ func (o *ocspStapler) nextRefresh(sc *staticCert, failures int) time.Duration {
 	case failures > 0:
 		wait = o.timing.retry << min(failures-1, 16)
 		wait = min(wait, o.timing.maxRetry)
-		if resp != nil && !resp.NextUpdate.IsZero() {
-			wait = min(wait, max(resp.NextUpdate.Sub(now), 0))
+		if end := o.dropAt(resp); !end.IsZero() {
+			wait = min(wait, max(end.Sub(now), 0))
 		}
 		return wait
 	case resp == nil:
@@ -168,23 +172,55 @@ func (o *ocspStapler) nextRefresh(sc *staticCert, failures int) time.Duration {
 	default:
 		half := resp.ThisUpdate.Add(resp.NextUpdate.Sub(resp.ThisUpdate) / 2)
 		wait = max(half.Sub(now), o.timing.minRefresh)
-		wait = min(wait, max(resp.NextUpdate.Sub(now), 0))
+		wait = min(wait, max(o.dropAt(resp).Sub(now), 0))
 	}
 	return wait
 }
 
+// dropAt is when the staple resp stops being served: ocspTiming.margin
+// before its nextUpdate; zero without one.
+func (o *ocspStapler) dropAt(resp *ocsp.Response) time.Time {
+	if resp == nil || resp.NextUpdate.IsZero() {
+		return time.Time{}
+	}
+	return resp.NextUpdate.Add(-o.timing.margin)
+}
+
+// dropExpired stops serving sc's staple once its time is up (dropAt).
+func (o *ocspStapler) dropExpired(sc *staticCert) {
+	st := sc.ocsp
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if end := o.dropAt(st.resp); end.IsZero() || o.now().Before(end) {
+		return
+	}
+	o.log.Error("OCSP staple expired before a refresh succeeded; serving none",
+		"cert_file", sc.file, "responder", st.url, "next_update", st.resp.NextUpdate)
+	st.resp = nil
+	o.staple(sc, nil)
+}
+
 // refresh fetches a response for sc and staples it when it passes the
-// checks. On failure, a staple that has expired is dropped and the others
-// are kept. It reports whether a new response was stapled.
+// checks. On failure the current staple is kept (dropExpired ends it),
+// unless the answer was "revoked". It reports whether a new response was
+// stapled.
 func (o *ocspStapler) refresh(ctx context.Context, sc *staticCert) bool {
 	st := sc.ocsp
 	raw, resp, err := o.fetch(ctx, sc)
 	if err == nil {
 		err = checkOCSP(resp, sc.leaf.Leaf, st.issuer, o.now())
-		if err != nil {
-			st.rejected.Add(1)
+		if end := o.dropAt(resp); err == nil && !end.IsZero() && !o.now().Before(end) {
+			err = fmt.Errorf("the OCSP response expires within %s (nextUpdate %s)", o.timing.margin, resp.NextUpdate.UTC().Format(time.RFC3339))
 		}
-	} else {
+		if err != nil {
+			err = rejectedError{err}
+		}
+	}
+	var rejected rejectedError
+	switch {
+	case errors.As(err, &rejected):
+		st.rejected.Add(1)
+	case err != nil:
 		st.failed.Add(1)
 	}
 	st.mu.Lock()
@@ -198,10 +234,6 @@ func (o *ocspStapler) refresh(ctx context.Context, sc *staticCert) bool {
 			st.resp = nil
 			o.staple(sc, nil)
 			log.Error("certificate revoked; serving no OCSP staple, replace the certificate")
-		case st.resp != nil && !st.resp.NextUpdate.IsZero() && !o.now().Before(st.resp.NextUpdate):
-			st.resp = nil
-			o.staple(sc, nil)
-			log.Error("OCSP refresh failed and the staple expired; serving none")
 		case st.resp != nil:
 			log.Warn("OCSP refresh failed; keeping the current staple", "staple_next_update", st.resp.NextUpdate)
 		default:
@@ -263,10 +295,17 @@ func (o *ocspStapler) fetch(ctx context.Context, sc *staticCert) ([]byte, *ocsp.
 	}
 	resp, err := ocsp.ParseResponseForCert(raw, sc.leaf.Leaf, st.issuer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing the OCSP response: %w", err)
+		return nil, nil, rejectedError{fmt.Errorf("parsing the OCSP response: %w", err)}
 	}
 	return raw, resp, nil
 }
+
+// rejectedError is a response the responder gave that is not stapled:
+// one that does not parse or verify, or does not pass checkOCSP.
+type rejectedError struct{ err error }
+
+func (e rejectedError) Error() string { return e.err.Error() }
+func (e rejectedError) Unwrap() error { return e.err }
 
 // errRevoked is a response saying the certificate is revoked.
 var errRevoked = errors.New("the OCSP responder says the certificate is revoked")
