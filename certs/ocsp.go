@@ -78,7 +78,8 @@ func newOCSPStapler(client *http.Client, timing *ocspTiming, log *slog.Logger) *
 		client = &http.Client{
 			Timeout: ocspFetchTimeout,
 			// No proxy from the environment: the package reads none.
-			Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: ocspFetchTimeout},
+			// Fetches are hours apart: no idle connection is kept.
+			Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: ocspFetchTimeout, DisableKeepAlives: true},
 		}
 	}
 	t := defaultOCSPTiming
@@ -253,7 +254,8 @@ func (o *ocspStapler) refresh(ctx context.Context, sc *staticCert) bool {
 }
 
 // staple publishes a copy of sc's certificate with raw as its staple
-// (tls.Certificate.OCSPStaple; nil: none). The certificate in use is never changed in place.
+// (tls.Certificate.OCSPStaple; nil: none). The certificate in use is
+// never changed in place.
 func (o *ocspStapler) staple(sc *staticCert, raw []byte) {
 	c := *sc.leaf
 	c.OCSPStaple = raw
