@@ -29,17 +29,18 @@ const maxWindow = 1<<31 - 1
 // whole buffer: one write carries the frames of every stream that queued
 // some meanwhile.
 type conn struct {
-	srv  *Server
-	nc   net.Conn
-	info ConnInfo
-	src  prereader
-	br   *bufio.Reader
-	fr   *http2.Framer
-	dec  *hpack.Decoder
-	wg   sync.WaitGroup // running handlers
-	wake chan struct{}  // asks the writer goroutine for a flush
-	quit chan struct{}  // ends the writer goroutine
-	idle *time.Timer
+	srv   *Server
+	nc    net.Conn
+	info  ConnInfo
+	src   prereader
+	br    *bufio.Reader
+	fr    *http2.Framer
+	dec   *hpack.Decoder
+	wg    sync.WaitGroup // running handlers
+	wake  chan struct{}  // asks the writer goroutine for a flush
+	quit  chan struct{}  // ends the writer goroutine
+	wdone chan struct{}  // closed when it has ended
+	idle  *time.Timer
 
 	// The reader's own state: the header block being decoded.
 	hs        *Stream // its stream, nil when it is discarded
@@ -114,6 +115,7 @@ func newConn(s *Server, c net.Conn, info ConnInfo) *conn {
 		info:      info,
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
+		wdone:     make(chan struct{}),
 		streams:   make(map[uint32]*Stream),
 		sendWin:   65535,
 		peerInit:  65535,
@@ -141,6 +143,12 @@ func newConn(s *Server, c net.Conn, info ConnInfo) *conn {
 }
 
 func (c *conn) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(ErrConnClosed)
+	for c.writing {
+		c.drain.Wait() // a Shutdown or Close caller's write fails soon
+	}
 	readerPool.Put(c.br)
 	c.br = nil
 	for _, b := range [][]byte{c.wbuf, c.wspare} {
@@ -155,7 +163,10 @@ func (c *conn) release() {
 // serve runs the reader until the connection ends.
 func (c *conn) serve() {
 	go c.writeLoop()
-	defer close(c.quit)
+	defer func() {
+		close(c.quit)
+		<-c.wdone
+	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.PrefaceTimeout)) // failing, the read fails too
 	var pre [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, pre[:]); err != nil || string(pre[:]) != http2.ClientPreface {
@@ -230,6 +241,7 @@ func connCode(err error) (http2.ErrCode, bool) {
 
 // writeLoop flushes what the reader queues.
 func (c *conn) writeLoop() {
+	defer close(c.wdone)
 	for {
 		select {
 		case <-c.wake:
@@ -277,6 +289,7 @@ func (c *conn) flushLocked() {
 		}
 	}
 	c.writing = false
+	c.drain.Broadcast()
 	if c.finishing && !c.lingering && !c.closed {
 		c.lingering = true
 		c.linger()
@@ -406,6 +419,10 @@ func (c *conn) dropLocked(s *Stream, err error) {
 		s.rst = err
 		if s.done != nil {
 			close(s.done)
+		}
+		if s.cancel != nil {
+			s.cancel()
+			s.cancel = nil
 		}
 	}
 	if s.inMap {

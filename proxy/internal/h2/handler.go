@@ -30,11 +30,10 @@ func ServeHTTP(s *Stream, h http.Handler) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(streamContext{s}, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
+	defer cancel()
+	if !s.onReset(cancel) {
+		return // reset before it started
+	}
 	req = req.WithContext(ctx)
 	rw := &responseWriter{s: s, req: req, head: req.Method == http.MethodHead}
 	defer func() {
@@ -48,21 +47,6 @@ func ServeHTTP(s *Stream, h http.Handler) {
 	h.ServeHTTP(rw, req)
 	rw.finish()
 }
-
-// streamContext is a context done when the stream is, for AfterFunc.
-type streamContext struct{ s *Stream }
-
-func (c streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c streamContext) Done() <-chan struct{}       { return c.s.Done() }
-func (c streamContext) Err() error {
-	select {
-	case <-c.s.Done():
-		return context.Canceled
-	default:
-		return nil
-	}
-}
-func (c streamContext) Value(any) any { return nil }
 
 func newRequest(s *Stream) (*http.Request, error) {
 	method := string(s.Method())

@@ -50,7 +50,8 @@ type Stream struct {
 	tfields      []span
 	rst          error
 	done         chan struct{}
-	waiting      bool // in c.waiters
+	cancel       func() // called when the stream ends early
+	waiting      bool   // in c.waiters
 
 	// The response, the handler's own.
 	hblock      []byte
@@ -145,6 +146,18 @@ func (s *Stream) Done() <-chan struct{} {
 		}
 	}
 	return s.done
+}
+
+// onReset has f called (under the connection's mutex) when the stream
+// is reset or its connection closes; false when it is already.
+func (s *Stream) onReset(f func()) bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.rst != nil {
+		return false
+	}
+	s.cancel = f
+	return true
 }
 
 // Err is why the stream ended early: ErrStreamReset or ErrConnClosed;
