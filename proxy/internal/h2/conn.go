@@ -193,16 +193,23 @@ func (c *conn) serve() {
 		if c.br.Buffered() == 0 {
 			c.kick()
 		}
+		fh, rerr := c.fr.ReadFrameHeader()
 		var f http2.Frame
-		f, err = c.fr.ReadFrame()
+		if rerr == nil {
+			f, rerr = c.fr.ReadFrameForHeader(fh)
+		}
+		err = rerr
 		if err == nil {
 			err = c.handle(f)
 		}
 		if err == nil {
 			continue
 		}
+		// A stream error ends the stream, but for one found in parsing
+		// a header block, whose fields the HPACK state never saw.
 		var se http2.StreamError
-		if errors.As(err, &se) && (f == nil || !isHeaderFrame(f)) && se.StreamID != 0 {
+		parsedBlock := rerr != nil && (fh.Type == http2.FrameHeaders || fh.Type == http2.FrameContinuation)
+		if errors.As(err, &se) && se.StreamID != 0 && !parsedBlock {
 			c.streamError(se.StreamID, se.Code)
 			continue
 		}
@@ -216,11 +223,6 @@ func (c *conn) serve() {
 	}
 	c.wg.Wait()
 	c.idle.Stop()
-}
-
-func isHeaderFrame(f http2.Frame) bool {
-	t := f.Header().Type
-	return t == http2.FrameHeaders || t == http2.FrameContinuation
 }
 
 // connCode is the GOAWAY code for a reader error, and whether there is

@@ -308,6 +308,7 @@ func (c *conn) feed(frag []byte, end bool) error {
 
 // openStream starts the handler of a new stream, or refuses it.
 func (c *conn) openStream(s *Stream) error {
+	id := s.id
 	s.endOnHeaders = c.hEnd
 	s.remoteClosed = c.hEnd
 	switch {
@@ -316,10 +317,10 @@ func (c *conn) openStream(s *Stream) error {
 		return nil
 	case c.hprio || s.bad || !s.validRequest():
 		putStream(s)
-		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	case s.clen >= 0 && c.hEnd && s.clen != 0:
 		putStream(s)
-		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	c.mu.Lock()
 	if c.active >= int(c.srv.MaxConcurrentStreams) || c.running >= 2*int(c.srv.MaxConcurrentStreams) {
@@ -329,7 +330,7 @@ func (c *conn) openStream(s *Stream) error {
 		if err != nil {
 			return err
 		}
-		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeRefusedStream}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
 	s.sendWin = c.peerInit
 	s.recvWin = c.streamWin

@@ -40,15 +40,15 @@ func TestManyConcurrentStreamsAndLargeBodies(t *testing.T) {
 	checkGoroutines(t)
 	ts := newTestServer(t, echoHandler, false)
 	cl := ts.client()
-	big := make([]byte, 3<<20) // beyond every window
+	big := make([]byte, 2<<20) // beyond the windows of a stream and of the connection
 	_, _ = rand.Read(big)
 	var wg sync.WaitGroup
-	errs := make(chan error, 40)
-	for i := range 40 {
+	errs := make(chan error, 20)
+	for i := range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			payload := big[:(i*97<<10)%len(big)]
+			payload := big[:(i*113<<10)%len(big)]
 			resp, err := cl.Post(ts.url(fmt.Sprintf("/%d", i)), "application/octet-stream", bytes.NewReader(payload))
 			if err != nil {
 				errs <- err
