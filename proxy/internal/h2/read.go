@@ -323,6 +323,11 @@ func (c *conn) openStream(s *Stream) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		putStream(s)
+		return ErrConnClosed
+	}
 	if c.active >= int(c.srv.MaxConcurrentStreams) || c.running >= 2*int(c.srv.MaxConcurrentStreams) {
 		err := c.countResetLocked()
 		c.mu.Unlock()

@@ -193,6 +193,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if s.remoteClosed {
 			return 0, io.EOF
 		}
+		if c.closed {
+			return 0, ErrConnClosed
+		}
 		s.cond.Wait()
 	}
 	n := copy(p, s.body[s.bodyR:])
