@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/meridian-edge/meridian/proxy/internal/h2"
 )
 
 // The fast path serves HTTP/1.1 requests the way HAProxy does: one
@@ -110,6 +112,9 @@ type fastServer struct {
 	// handed to net/http as they are (h2 by ALPN), released when net/http
 	// reports them closed; the others are released by handedConn.Close.
 	slots sync.Map // net.Conn → *connSlot
+	// h2 serves the HTTP/2 connections (fast_h2.go).
+	h2once sync.Once
+	h2     *h2.Server
 
 	mu          sync.Mutex
 	conns       map[*fconn]struct{}
@@ -204,6 +209,7 @@ func (fs *fastServer) shutdown() {
 	}
 	done := len(fs.conns) == 0
 	fs.mu.Unlock()
+	fs.shutdownH2()
 	_ = fs.ln.Close() // the accept loop ends with it
 	if done {
 		fs.drainedOnce.Do(func() { close(fs.drained) })
@@ -219,6 +225,7 @@ func (fs *fastServer) closeAll() {
 		_ = fc.c.Close() // its goroutine sees the read or write fail
 	}
 	fs.mu.Unlock()
+	fs.closeH2()
 }
 
 // shortenIdle moves the deadline of every idle connection to the busy idle

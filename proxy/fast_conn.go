@@ -176,9 +176,13 @@ func (fc *fconn) serve() (handed bool) {
 		if !ok {
 			return false
 		}
-		if h2 {
+		if h2 && h2NetHTTP {
 			fc.handoff(false)
 			return true
+		}
+		if h2 {
+			fc.serveH2(nil)
+			return false
 		}
 	}
 	for first := true; ; first = false {
@@ -186,6 +190,10 @@ func (fc *fconn) serve() (handed bool) {
 		case doClose:
 			return false
 		case doHandoff:
+			if first && isH2Preface(fc.in.buffered()) {
+				fc.serveH2(fc.in.buffered())
+				return false
+			}
 			if why := fc.screen(); why != h1.FramingOK {
 				fc.refuse(why)
 				return false

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/meridian-edge/meridian/proxy/internal/h2"
+)
+
+// HTTP/2 connections, by ALPN or by prior knowledge (h2c), are served by
+// the frame-level engine of package h2, each stream through srv.Handler
+// (the proxy, or the wrapper around it) as net/http would call it. The
+// connection stays on the fast path's goroutine, counted in the
+// connection limits, and shutdown sends GOAWAY and drains its streams.
+
+// h2NetHTTP hands HTTP/2 connections to net/http's server instead, as
+// before the engine; benchmarks compare the two with it.
+var h2NetHTTP = false
+
+// h2Server is the listener's HTTP/2 engine, made on first use.
+func (fs *fastServer) h2Server() *h2.Server {
+	fs.h2once.Do(func() {
+		srv, next := fs.srv, fs.next
+		maxStreams := uint32(maxConcurrentStreams)
+		if srv.HTTP2 != nil && srv.HTTP2.MaxConcurrentStreams > 0 {
+			maxStreams = uint32(srv.HTTP2.MaxConcurrentStreams)
+		}
+		maxHeader := uint32(MaxHeaderBytes)
+		if srv.MaxHeaderBytes > 0 {
+			maxHeader = uint32(srv.MaxHeaderBytes)
+		}
+		fs.h2 = &h2.Server{
+			Handler:              func(s *h2.Stream) { h2.ServeHTTP(s, next) },
+			MaxConcurrentStreams: maxStreams,
+			MaxHeaderListSize:    maxHeader,
+			PrefaceTimeout:       fs.readHeader,
+			IdleTimeout:          fs.idle,
+			Log:                  fs.p.log,
+		}
+	})
+	return fs.h2
+}
+
+// serveH2 serves the connection as HTTP/2 until it closes; preread are
+// the bytes of it already read.
+func (fc *fconn) serveH2(preread []byte) {
+	if fc.state.Load() != connActive && !fc.setActive() {
+		return // shutdown closed it first
+	}
+	_ = fc.c.SetDeadline(time.Time{}) // the engine sets its own
+	fc.fs.h2Server().ServeConn(fc.c, h2.ConnInfo{Remote: fc.c.RemoteAddr(), TLS: fc.tls, Preread: preread})
+}
+
+// isH2Preface reports whether b starts with the HTTP/2 client preface's
+// first line, as a cleartext connection by prior knowledge does.
+func isH2Preface(b []byte) bool {
+	return !h2NetHTTP && len(b) >= len(h2PrefaceLine) && string(b[:len(h2PrefaceLine)]) == h2PrefaceLine
+}
+
+const h2PrefaceLine = "PRI * HTTP/2.0\r\n\r\n"
+
+// shutdownH2 sends GOAWAY on the HTTP/2 connections; closeH2 closes them.
+func (fs *fastServer) shutdownH2() { fs.h2Server().Shutdown() }
+func (fs *fastServer) closeH2()    { fs.h2Server().Close() }
