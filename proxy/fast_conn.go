@@ -17,8 +17,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
+
+// clientBufSize holds a request head; a larger head is handed to net/http,
+// which serves it (or answers 431).
+const clientBufSize = 8 << 10
 
 // fconn is one client connection on the fast path. Only its own
 // goroutine touches it, but for state, which shutdown reads.
@@ -29,34 +34,24 @@ type fconn struct {
 	peer   netip.Addr           // unmapped, without zone
 	peerIP string               // as X-Forwarded-For names it
 	state  atomic.Int32
-	in     inbuf
+	in     fastpath.Buf
 	bw     *bufio.Writer
-	sw     sockWriter // bw's writer on cleartext
-	sr     sockReader // what cleartext is read through outside serveRaw
+	sw     fastpath.SockWriter // bw's writer on cleartext
+	sr     fastpath.SockReader // what cleartext is read through outside serveRaw
 
 	rq      h1.Request
-	rs      h1.Response
-	wire    []byte // the request as sent upstream: head, then body
+	trip    fastpath.Trip // the upstream side of the request
+	wire    []byte        // the request as sent upstream: head, then body
 	scratch []byte
 	target  []byte // the client's request target, kept past the body read
-	nread   int    // response bytes read from the upstream in this attempt
-	sent    bool   // the request was written upstream in this attempt
-	// upRead is the read deadline last set on the upstream connection.
-	upRead time.Time
 
-	// rhead is a response head rewritten in plain form; sizeBuf holds a
-	// chunk-size line for the client.
-	rhead   []byte
+	// sizeBuf holds a chunk-size line for the client.
 	sizeBuf [24]byte
 
 	// rc is the client's file descriptor for serveRaw, nil on TLS;
 	// onReadable is fc.readable, bound once per pooled fconn.
 	rc         syscall.RawConn
 	onReadable func(fd uintptr) bool
-	// tcp is the client's TCP socket, to peek at while the upstream is
-	// still to answer: rc on cleartext, the socket under TLS otherwise;
-	// nil when there is none.
-	tcp syscall.RawConn
 	// The state of serveRaw: how it ended (and the parsed head's length
 	// for doParsed), whether a wait is set up, whether the connection
 	// waits idle, and whether a partial head has its deadline.
@@ -81,10 +76,9 @@ const (
 )
 
 var fconnPool = sync.Pool{New: func() any {
-	fc := &fconn{in: inbuf{b: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
+	fc := &fconn{in: fastpath.Buf{B: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
-	fc.sw.step = fc.sw.writable
-	fc.sr.step = fc.sr.readable
+	fc.trip.Inform = fc.inform
 	return fc
 }}
 
@@ -95,14 +89,16 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.rc, fc.tcp = rc, rc
-			fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = c, rc, c, rc
+			fc.rc = rc
+			fc.trip.Client.TCP = rc // peeked at while the upstream is to answer
+			fc.sw.Reset(c, rc)
+			fc.sr.Reset(c, rc)
 			fc.bw.Reset(&fc.sw)
 		}
 	} else if tc, ok := c.(*tls.Conn); ok {
 		if sc, ok := tc.NetConn().(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil {
-				fc.tcp = rc
+				fc.trip.Client.TCP = rc
 			}
 		}
 	}
@@ -118,25 +114,23 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc, fc.tcp = nil, nil, nil, netip.Addr{}, "", nil, nil
+	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
 	fc.slot = nil
 	fc.idleSince.Store(0)
-	fc.sw.c, fc.sw.rc, fc.sr.c, fc.sr.rc = nil, nil, nil, nil
-	fc.in.r, fc.in.w = 0, 0
+	fc.sw.Reset(nil, nil)
+	fc.sr.Reset(nil, nil)
+	fc.in.R, fc.in.W = 0, 0
 	if cap(fc.wire) > 128<<10 {
 		fc.wire = nil // a large body's buffer is not kept
 	}
-	if cap(fc.rhead) > 64<<10 {
-		fc.rhead = nil
-	}
+	fc.trip.Release()
 	clear(fc.rq.Fields[:])
-	clear(fc.rs.Fields)
 	fconnPool.Put(fc)
 }
 
 // src is what the client's connection is read through outside serveRaw.
 func (fc *fconn) src() io.Reader {
-	if fc.sr.rc != nil {
+	if fc.sr.Active() {
 		return &fc.sr
 	}
 	return fc.c
@@ -190,8 +184,8 @@ func (fc *fconn) serve() (handed bool) {
 		case doClose:
 			return false
 		case doHandoff:
-			if first && isH2Preface(fc.in.buffered()) {
-				fc.serveH2(fc.in.buffered())
+			if first && isH2Preface(fc.in.Buffered()) {
+				fc.serveH2(fc.in.Buffered())
 				return false
 			}
 			if why := fc.screen(); why != h1.FramingOK {
@@ -257,16 +251,16 @@ func (fc *fconn) readable(fd uintptr) bool {
 		if drained {
 			return fc.arm()
 		}
-		if fc.in.w == len(fc.in.b) {
-			if fc.in.r == 0 {
+		if fc.in.W == len(fc.in.B) {
+			if fc.in.R == 0 {
 				fc.act = doHandoff // a head too large: net/http answers it
 				return true
 			}
-			fc.in.w = copy(fc.in.b, fc.in.b[fc.in.r:fc.in.w])
-			fc.in.r = 0
+			fc.in.W = copy(fc.in.B, fc.in.B[fc.in.R:fc.in.W])
+			fc.in.R = 0
 		}
-		space := len(fc.in.b) - fc.in.w
-		n, err := readFD(fd, fc.in.b[fc.in.w:])
+		space := len(fc.in.B) - fc.in.W
+		n, err := fastpath.ReadFD(fd, fc.in.B[fc.in.W:])
 		switch {
 		case err == unix.EAGAIN:
 			if fc.armed {
@@ -277,7 +271,7 @@ func (fc *fconn) readable(fd uintptr) bool {
 			fc.act = doClose // the client went away
 			return true
 		}
-		fc.in.w += n
+		fc.in.W += n
 		fc.armed = false
 		if fc.waiting {
 			fc.waiting = false
@@ -294,17 +288,17 @@ func (fc *fconn) readable(fd uintptr) bool {
 // one ends the raw read.
 func (fc *fconn) serveBuffered() bool {
 	for {
-		n := h1.HeadEnd(fc.in.buffered(), 0)
+		n := h1.HeadEnd(fc.in.Buffered(), 0)
 		if n < 0 {
 			return false
 		}
 		fc.partial = false
 		rq := &fc.rq
-		if !rq.Parse(fc.in.buffered()[:n]) {
+		if !rq.Parse(fc.in.Buffered()[:n]) {
 			fc.act = doHandoff
 			return true
 		}
-		if rq.CLen > int64(len(fc.in.buffered())-n) {
+		if rq.CLen > int64(len(fc.in.Buffered())-n) {
 			fc.act, fc.pending = doParsed, n
 			return true
 		}
@@ -320,7 +314,7 @@ func (fc *fconn) serveBuffered() bool {
 // to wait, or true with fc.act when the connection is to close.
 func (fc *fconn) arm() bool {
 	fc.armed = true
-	if len(fc.in.buffered()) > 0 {
+	if len(fc.in.Buffered()) > 0 {
 		if !fc.partial {
 			fc.partial = true
 			fc.setWaitDeadline(time.Now().Add(fc.fs.readHeader))
@@ -366,7 +360,7 @@ func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
 // client went away, or shutdown.
 func (fc *fconn) readHead(first bool) (int, bool) {
 	fs := fc.fs
-	if len(fc.in.buffered()) == 0 {
+	if len(fc.in.Buffered()) == 0 {
 		now := time.Now()
 		if !fc.setIdle(now) {
 			return 0, false
@@ -376,30 +370,30 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 			wait = fs.readHeader
 		}
 		_ = fc.c.SetReadDeadline(now.Add(wait)) // failing, the read fails too
-		k, err := fc.in.fill(fc.src(), true)
+		k, err := fc.in.Fill(fc.src(), true)
 		if !fc.setActive() || k == 0 {
 			_ = err // timeout, EOF or reset: the connection is done
 			return 0, false
 		}
 		if !first {
-			if n := h1.HeadEnd(fc.in.buffered(), 0); n >= 0 {
+			if n := h1.HeadEnd(fc.in.Buffered(), 0); n >= 0 {
 				return n, true
 			}
 			_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
 		}
-	} else if n := h1.HeadEnd(fc.in.buffered(), 0); n >= 0 {
+	} else if n := h1.HeadEnd(fc.in.Buffered(), 0); n >= 0 {
 		return n, true // pipelined: the next head is here already
 	} else if !first {
 		_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
 	}
 	for from := 0; ; {
-		b := fc.in.buffered()
+		b := fc.in.Buffered()
 		if n := h1.HeadEnd(b, from); n >= 0 {
 			return n, true
 		}
 		from = len(b)
-		k, err := fc.in.fill(fc.src(), true)
-		if err == errBufferFull {
+		k, err := fc.in.Fill(fc.src(), true)
+		if err == fastpath.ErrBufferFull {
 			return -1, true
 		}
 		if k == 0 {
@@ -421,7 +415,7 @@ const (
 // handle serves the request whose head is the first n buffered bytes, or
 // decides that net/http must.
 func (fc *fconn) handle(n int) action {
-	if !fc.rq.Parse(fc.in.buffered()[:n]) {
+	if !fc.rq.Parse(fc.in.Buffered()[:n]) {
 		return doHandoff
 	}
 	return fc.route(n)
@@ -457,7 +451,7 @@ func (fc *fconn) misdirected(n int) action {
 	msg = append(msg, '\n')
 	fc.scratch = msg
 	closing := rq.Conn.Close || rq.CLen > 0 // an unread body ends the connection
-	fc.in.consume(n)
+	fc.in.Consume(n)
 	if err := fc.writePlain(421, msg, nil, closing); err != nil || fc.bw.Flush() != nil || closing {
 		return doClose
 	}
@@ -495,7 +489,7 @@ func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
 	conn := fc.c
 	if replay {
-		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered()), slot: fc.slot}
+		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.Buffered()), slot: fc.slot}
 		conn = h
 		if fc.tls != nil {
 			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
@@ -504,7 +498,7 @@ func (fc *fconn) handoff(replay bool) {
 	if !replay {
 		fc.fs.slots.Store(conn, fc.slot) // released when net/http reports it closed
 	}
-	fc.in.r, fc.in.w = 0, 0
+	fc.in.R, fc.in.W = 0, 0
 	if !fc.fs.hand.deliver(conn) && !replay {
 		if slot, ok := fc.fs.slots.LoadAndDelete(conn); ok {
 			slot.(*connSlot).release() // closed by deliver

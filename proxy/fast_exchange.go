@@ -9,9 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/meridian-edge/meridian/health"
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -72,7 +71,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 			msg = "meridian: no region may serve this request\n"
 		}
 		ex.code = http.StatusServiceUnavailable
-		fc.in.consume(n)
+		fc.in.Consume(n)
 		closing = closing || rq.CLen > 0 // the body was not read
 		if err := fc.writePlain(ex.code, []byte(msg), nil, closing); err != nil || closing {
 			return doClose
@@ -86,7 +85,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 	fc.target = append(fc.target[:0], rq.Target...)
 	fc.wire = fc.appendRequest(fc.wire[:0], ex, rq)
 	line := bytes.IndexByte(fc.wire, '\n') + 1
-	fc.in.consume(n)
+	fc.in.Consume(n)
 	if clen > 0 {
 		if code, msg := fc.readBody(clen, whole); code != 0 {
 			ex.code = code
@@ -99,18 +98,18 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 	_ = fc.c.SetWriteDeadline(whole) // failing, the writes fail too
 
 	var (
-		u   *upConn
+		u   *fastpath.UpConn
 		err error
 	)
 	for {
 		ex.attempts++
-		u, err = fc.roundTrip(ex, whole)
+		u, err = fc.trip.RoundTrip(upstreamOf(ex), fc.wire, whole, ex.idem)
 		var f failure
 		var reason string
 		switch {
 		case err == nil:
-			f, reason = ex.judgeStatus(fc.rs.Code)
-		case err == errClientGone:
+			f, reason = ex.judgeStatus(fc.trip.Resp.Code)
+		case err == fastpath.ErrClientGone:
 			f = failGone // no fault of the upstream's: nothing to report
 		case !time.Now().Before(whole):
 			ex.report(health.OutcomeTimeout)
@@ -123,15 +122,15 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 			break
 		}
 		if u != nil {
-			fc.dropResponse(prev, u, m == h1.MethodHead)
+			fc.trip.Drop(&prev.st.fast, u, m == h1.MethodHead)
 		}
 		if !plainBase(prev) || !plainBase(ex.ep) {
 			line = fc.retarget(ex, m, line, clen)
 		}
 	}
-	if err == nil && fc.rs.Code == http.StatusSwitchingProtocols {
-		u.close()
-		err = errSwitchRefused
+	if err == nil && fc.trip.Resp.Code == http.StatusSwitchingProtocols {
+		u.Close()
+		err = fastpath.ErrSwitchRefused
 	}
 	if err != nil {
 		return fc.failed(ex, err, whole, closing)
@@ -142,12 +141,12 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 // readBody appends the request body to the wire. On failure it returns the
 // status and message ServeHTTP answers with.
 func (fc *fconn) readBody(clen int64, whole time.Time) (int, string) {
-	b := fc.in.buffered()
+	b := fc.in.Buffered()
 	if int64(len(b)) > clen {
 		b = b[:clen]
 	}
 	fc.wire = append(fc.wire, b...)
-	fc.in.consume(len(b))
+	fc.in.Consume(len(b))
 	rest := int(clen) - len(b)
 	if rest == 0 {
 		return 0, ""
@@ -187,183 +186,9 @@ func (fc *fconn) retarget(ex *exchange, m h1.Method, line int, clen int64) int {
 	return newLine
 }
 
-// roundTrip sends the request to the exchange's endpoint and reads the
-// response head into fc.rs, relaying 1xx responses to the client.
-//
-// A pooled connection carries the request only when it is known to be
-// clean: nothing unread, not closed by the upstream. One that fails the
-// check is closed, and the request goes on another. A pooled connection
-// that fails before any answer, or answers 408 (an upstream closing an
-// idle connection on its keep-alive timeout says so), was most likely
-// closed by the upstream meanwhile: the request goes again on a new one
-// when the upstream cannot have processed it (not sent in full, a 408, or
-// idempotent).
-func (fc *fconn) roundTrip(ex *exchange, whole time.Time) (*upConn, error) {
-	ep, now := ex.ep, time.Now()
-	deadline := whole
-	if h := ex.svc.st.key.header; h > 0 {
-		if d := now.Add(h); d.Before(deadline) {
-			deadline = d
-		}
-	}
-	u := ep.st.fast.get(now)
-	for u != nil && !u.clean() {
-		u.close()
-		u = ep.st.fast.get(now)
-	}
-	for {
-		fresh := u == nil
-		if fresh {
-			var err error
-			if u, err = ep.st.fast.dial(ep, ex.svc.st.key.connect, whole); err != nil {
-				return nil, err
-			}
-		}
-		err := fc.exchangeHead(u, deadline, now)
-		if err == nil && (fresh || fc.rs.Code != http.StatusRequestTimeout) {
-			return u, nil
-		}
-		stale := !fresh && (err == nil ||
-			fc.nread == 0 && (ex.idem || !fc.sent) && !isTimeout(err) && err != errClientGone)
-		u.close()
-		u = nil
-		if !stale {
-			return nil, err
-		}
-	}
-}
-
-// exchangeHead writes the wire to u and reads the final response head; now
-// is when the attempt began.
-func (fc *fconn) exchangeHead(u *upConn, deadline, now time.Time) error {
-	fc.nread, fc.sent = 0, false
-	if err := u.c.SetDeadline(deadline); err != nil {
-		return err
-	}
-	fc.upRead = deadline
-	if w := fc.nextCheck(deadline, now); w.Before(deadline) {
-		if err := u.c.SetReadDeadline(w); err != nil {
-			return err
-		}
-		fc.upRead = w
-	}
-	sent, k, err := u.send(fc.wire, fc.upRead)
-	fc.sent, fc.nread = sent, k
-	if k == 0 {
-		if !sent {
-			return err
-		}
-		if err = fc.keepWaiting(u, err, deadline); err != nil {
-			return eofIsUnexpected(err)
-		}
-	}
-	for informational := 0; ; informational++ {
-		if err := fc.readResponseHead(u, deadline); err != nil {
-			return err
-		}
-		if fc.rs.Code >= 200 || fc.rs.Code == http.StatusSwitchingProtocols {
-			return nil
-		}
-		if informational == 5 {
-			return errTooMany1xx
-		}
-		fc.scratch = fc.rs.AppendInformational(fc.scratch[:0])
-		u.in.consume(fc.rs.Size)
-		if _, err := fc.bw.Write(fc.scratch); err == nil {
-			_ = fc.bw.Flush() // a client gone shows when the response is written
-		}
-	}
-}
-
-// clientCheckEvery is how often a request that waits for an upstream's
-// answer looks whether its client is still there.
-const clientCheckEvery = time.Second
-
-// nextCheck is the read deadline for a wait on the upstream that must end
-// at deadline: the next look at the client, when one can be taken.
-func (fc *fconn) nextCheck(deadline, now time.Time) time.Time {
-	if fc.tcp == nil {
-		return deadline // no socket to peek at
-	}
-	if c := now.Add(clientCheckEvery); c.Before(deadline) {
-		return c
-	}
-	return deadline
-}
-
-// keepWaiting decides after a failed read of the response head: a read
-// that ran into a client check before the deadline goes on while the
-// client is there (nil) and ends with errClientGone when it is not, as
-// net/http cancels a request whose client closed. Any other error is
-// returned as it is.
-func (fc *fconn) keepWaiting(u *upConn, err error, deadline time.Time) error {
-	now := time.Now()
-	if !isTimeout(err) || !now.Before(deadline) {
-		return err
-	}
-	if fc.clientGone() {
-		return errClientGone
-	}
-	fc.upRead = fc.nextCheck(deadline, now)
-	return u.c.SetReadDeadline(fc.upRead)
-}
-
-// clientGone reports whether the client closed or reset its connection,
-// peeking without reading (pipelined bytes stay where they are). Under
-// TLS, a client that closed with a close_notify alert left that alert to
-// peek at, and looks present until its response is written.
-func (fc *fconn) clientGone() bool {
-	gone := false
-	err := fc.tcp.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		gone = n == 0 && err == nil || err != nil && err != unix.EAGAIN && err != unix.EINTR
-	})
-	return gone || err != nil
-}
-
-// readResponseHead reads and parses one response head, which stays in the
-// buffer; deadline is the end of the wait for it.
-func (fc *fconn) readResponseHead(u *upConn, deadline time.Time) error {
-	for from := 0; ; {
-		b := u.in.buffered()
-		if n := h1.HeadEnd(b, from); n >= 0 {
-			return fc.parseResponse(b[:n])
-		}
-		from = len(b)
-		k, err := u.in.fill(u.src(), true)
-		fc.nread += k
-		if err == errBufferFull {
-			if !u.in.grow(maxResponseHead) {
-				return errHeadTooLarge
-			}
-			continue
-		}
-		if k == 0 {
-			if err = fc.keepWaiting(u, err, deadline); err != nil {
-				return eofIsUnexpected(err)
-			}
-		}
-	}
-}
-
-// dropResponse discards a response that is retried: its connection goes
-// back to the pool when the whole body is already buffered.
-func (fc *fconn) dropResponse(ep *endpoint, u *upConn, head bool) {
-	rs := &fc.rs
-	m := rs.Mode(head)
-	body := int64(len(u.in.buffered()) - rs.Size)
-	if rs.Reusable(m) && (m == h1.BodyNone && body == 0 || m == h1.BodyLength && body == rs.CLen) {
-		u.in.consume(rs.Size + int(body))
-		ep.st.fast.put(u, time.Now())
-		return
-	}
-	u.close()
-}
-
 // failed answers a request no upstream answered, as errorHandler does.
 func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) action {
-	if err == errClientGone {
+	if err == fastpath.ErrClientGone {
 		ex.code = statusClientClosed // counted, never sent
 		return doClose
 	}
@@ -382,26 +207,28 @@ func (fc *fconn) failed(ex *exchange, err error, whole time.Time, closing bool) 
 	return doNext
 }
 
-// respond relays the response whose head is in fc.rs to the client.
-func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, closing bool) action {
-	rs := &fc.rs
+// respond relays the response whose head is in fc.trip.Resp to the client.
+func (fc *fconn) respond(ex *exchange, u *fastpath.UpConn, head bool, whole time.Time, closing bool) action {
+	rs := &fc.trip.Resp
 	ex.code = rs.Code
 	m := rs.Mode(head)
+	deadline := whole
 	if rs.Stream {
 		// Streams live as long as both sides want: the timeout covered
 		// the wait for the head only.
-		_ = u.c.SetReadDeadline(time.Time{})
+		deadline = time.Time{}
+		_ = fc.trip.SetReadDeadline(u, deadline)
 		_ = fc.c.SetWriteDeadline(time.Time{})
-	} else if body := int64(len(u.in.buffered()) - rs.Size); !fc.upRead.Equal(whole) &&
+	} else if body := int64(len(u.In.Buffered()) - rs.Size); !fc.trip.ReadDeadline().Equal(whole) &&
 		m != h1.BodyNone && (m != h1.BodyLength || body < rs.CLen) {
 		// The body is still to come and may take the rest of the time:
 		// the head's wait ended earlier (a header timeout, or the next
 		// look at the client).
-		_ = u.c.SetReadDeadline(whole)
+		_ = fc.trip.SetReadDeadline(u, whole)
 	}
 	closing = closing || fc.fs.shutting.Load()
-	fc.scratch = rs.AppendHead(fc.scratch[:0], m, ex.ep.region.name, fc.sniff(u, m), closing)
-	u.in.consume(rs.Size)
+	fc.scratch = rs.AppendHead(fc.scratch[:0], m, ex.ep.region.name, fc.trip.Sniff(u, m, deadline), closing)
+	u.In.Consume(rs.Size)
 	keep := rs.Reusable(m)
 	_, err := fc.bw.Write(fc.scratch)
 	if err == nil {
@@ -420,10 +247,10 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 		// aborts: a response cut short early reaches the client as none.
 		fc.discardOutput()
 	}
-	if err != nil || !keep || len(u.in.buffered()) > 0 {
-		u.close()
+	if err != nil || !keep || len(u.In.Buffered()) > 0 {
+		u.Close()
 	} else {
-		ex.ep.st.fast.put(u, time.Now())
+		ex.ep.st.fast.Put(u, time.Now())
 	}
 	if err != nil || closing {
 		return doClose
@@ -431,22 +258,15 @@ func (fc *fconn) respond(ex *exchange, u *upConn, head bool, whole time.Time, cl
 	return doNext
 }
 
-// sniff returns the first body bytes from which net/http's server would
-// detect a Content-Type the upstream did not send: nil when it sent one,
-// or an encoding, or the body is not at hand without waiting on a full
-// buffer.
-func (fc *fconn) sniff(u *upConn, m h1.BodyMode) []byte {
-	rs := &fc.rs
-	if rs.CType || rs.CEnc || m != h1.BodyLength && m != h1.BodyClose {
-		return nil
+// upstreamOf is where the exchange's current attempt goes.
+func upstreamOf(ex *exchange) fastpath.Upstream {
+	return fastpath.Upstream{Pool: &ex.ep.st.fast, URL: ex.ep.url, Connect: ex.svc.st.key.connect, Header: ex.svc.st.key.header}
+}
+
+// inform relays the informational response head the upstream sent.
+func (fc *fconn) inform() {
+	fc.scratch = fc.trip.Resp.AppendInformational(fc.scratch[:0])
+	if _, err := fc.bw.Write(fc.scratch); err == nil {
+		_ = fc.bw.Flush() // a client gone shows when the response is written
 	}
-	if len(u.in.buffered()) == rs.Size {
-		fc.nread = 0
-		_, _ = u.in.fill(u.src(), false) // an error shows again when the body is relayed
-	}
-	body := u.in.buffered()[rs.Size:]
-	if m == h1.BodyLength && int64(len(body)) > rs.CLen {
-		body = body[:rs.CLen]
-	}
-	return body[:min(len(body), 512)]
 }

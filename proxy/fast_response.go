@@ -1,36 +1,29 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 	"strconv"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
-)
-
-var (
-	errHeadTooLarge  = errors.New("proxy: response head from upstream too large")
-	errTooMany1xx    = errors.New("proxy: too many 1xx responses from upstream")
-	errSwitchRefused = errors.New("proxy: upstream switched protocols unasked")
-	errClientGone    = errors.New("proxy: the client went away")
 )
 
 // relayLength copies n body bytes from the upstream to the client. A
 // stream is flushed whenever the upstream has nothing more buffered; a
 // large body that is not a stream is spliced once the buffer is empty.
-func (fc *fconn) relayLength(u *upConn, n int64, stream bool) error {
+func (fc *fconn) relayLength(u *fastpath.UpConn, n int64, stream bool) error {
 	for n > 0 {
-		b := u.in.buffered()
+		b := u.In.Buffered()
 		if len(b) == 0 {
 			if !stream {
-				_, err := io.CopyN(fc.bw, u.c, n)
+				_, err := io.CopyN(fc.bw, u.C, n)
 				return err
 			}
 			if err := fc.bw.Flush(); err != nil {
 				return err
 			}
-			if k, err := u.in.fill(u.src(), true); k == 0 {
-				return eofIsUnexpected(err)
+			if k, err := u.In.Fill(u.Src(), true); k == 0 {
+				return fastpath.UnexpectedEOF(err)
 			}
 			continue
 		}
@@ -40,7 +33,7 @@ func (fc *fconn) relayLength(u *upConn, n int64, stream bool) error {
 		if _, err := fc.bw.Write(b); err != nil {
 			return err
 		}
-		u.in.consume(len(b))
+		u.In.Consume(len(b))
 		n -= int64(len(b))
 	}
 	return nil
@@ -52,7 +45,7 @@ func (fc *fconn) relayLength(u *upConn, n int64, stream bool) error {
 // without extensions, the data, then the trailer fields. Nothing it
 // refuses reaches the client. It flushes whenever the upstream has
 // nothing more buffered.
-func (fc *fconn) relayChunked(u *upConn) error {
+func (fc *fconn) relayChunked(u *fastpath.UpConn) error {
 	var excess int64
 	for {
 		line, err := fc.chunkLine(u)
@@ -63,7 +56,7 @@ func (fc *fconn) relayChunked(u *upConn) error {
 		if n, excess, err = h1.ChunkSize(line, excess); err != nil {
 			return err
 		}
-		u.in.consume(len(line) + 2)
+		u.In.Consume(len(line) + 2)
 		if _, err := fc.bw.Write(append(strconv.AppendInt(fc.sizeBuf[:0], n, 16), '\r', '\n')); err != nil {
 			return err
 		}
@@ -78,18 +71,18 @@ func (fc *fconn) relayChunked(u *upConn) error {
 		if err := fc.bw.Flush(); err != nil {
 			return err
 		}
-		for len(u.in.buffered()) < 2 {
+		for len(u.In.Buffered()) < 2 {
 			if err := fc.bw.Flush(); err != nil {
 				return err
 			}
-			if k, err := u.in.fill(u.src(), true); k == 0 {
-				return eofIsUnexpected(err)
+			if k, err := u.In.Fill(u.Src(), true); k == 0 {
+				return fastpath.UnexpectedEOF(err)
 			}
 		}
-		if b := u.in.buffered(); b[0] != '\r' || b[1] != '\n' {
+		if b := u.In.Buffered(); b[0] != '\r' || b[1] != '\n' {
 			return h1.ErrBadChunk
 		}
-		u.in.consume(2)
+		u.In.Consume(2)
 		if _, err := fc.bw.WriteString("\r\n"); err != nil {
 			return err
 		}
@@ -99,7 +92,7 @@ func (fc *fconn) relayChunked(u *upConn) error {
 // relayTrailers relays the trailer fields, each checked as a header field
 // and those net/http's server leaves out of trailers dropped, and the
 // final empty line.
-func (fc *fconn) relayTrailers(u *upConn) error {
+func (fc *fconn) relayTrailers(u *fastpath.UpConn) error {
 	for total := 0; ; {
 		line, err := fc.chunkLine(u)
 		if err != nil {
@@ -109,7 +102,7 @@ func (fc *fconn) relayTrailers(u *upConn) error {
 			return h1.ErrBadChunk
 		}
 		if len(line) == 0 {
-			u.in.consume(2)
+			u.In.Consume(2)
 			_, err := fc.bw.WriteString("\r\n")
 			return err
 		}
@@ -123,7 +116,7 @@ func (fc *fconn) relayTrailers(u *upConn) error {
 				return err
 			}
 		}
-		u.in.consume(len(line) + 2)
+		u.In.Consume(len(line) + 2)
 	}
 }
 
@@ -131,9 +124,9 @@ func (fc *fconn) relayTrailers(u *upConn) error {
 // still in the upstream buffer (the caller consumes it and the CRLF),
 // once h1.ChunkLine finds it whole and well formed. Before waiting for the
 // upstream it flushes what the client has been given.
-func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
+func (fc *fconn) chunkLine(u *fastpath.UpConn) ([]byte, error) {
 	for {
-		line, ok, err := h1.ChunkLine(u.in.buffered())
+		line, ok, err := h1.ChunkLine(u.In.Buffered())
 		switch {
 		case err != nil:
 			return nil, err
@@ -143,8 +136,8 @@ func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 		if err := fc.bw.Flush(); err != nil {
 			return nil, err
 		}
-		if k, err := u.in.fill(u.src(), true); k == 0 {
-			return nil, eofIsUnexpected(err)
+		if k, err := u.In.Fill(u.Src(), true); k == 0 {
+			return nil, fastpath.UnexpectedEOF(err)
 		}
 	}
 }
@@ -152,9 +145,9 @@ func (fc *fconn) chunkLine(u *upConn) ([]byte, error) {
 // relayUntilClose relays a body that ends when the upstream closes,
 // chunked for the client (as net/http's server does), flushing as it
 // comes.
-func (fc *fconn) relayUntilClose(u *upConn) error {
+func (fc *fconn) relayUntilClose(u *fastpath.UpConn) error {
 	for {
-		if b := u.in.buffered(); len(b) > 0 {
+		if b := u.In.Buffered(); len(b) > 0 {
 			line := strconv.AppendInt(fc.sizeBuf[:0], int64(len(b)), 16)
 			line = append(line, "\r\n"...)
 			if _, err := fc.bw.Write(line); err != nil {
@@ -166,28 +159,19 @@ func (fc *fconn) relayUntilClose(u *upConn) error {
 			if _, err := fc.bw.WriteString("\r\n"); err != nil {
 				return err
 			}
-			u.in.consume(len(b))
+			u.In.Consume(len(b))
 		}
 		if err := fc.bw.Flush(); err != nil {
 			return err
 		}
-		k, err := u.in.fill(u.src(), true)
+		k, err := u.In.Fill(u.Src(), true)
 		switch {
 		case k > 0:
 		case err == io.EOF:
 			_, err = fc.bw.WriteString("0\r\n\r\n")
 			return err
 		default:
-			return eofIsUnexpected(err)
+			return fastpath.UnexpectedEOF(err)
 		}
 	}
-}
-
-// eofIsUnexpected turns the end of a body that should have gone on into an
-// error (and a read that returned nothing without error into one too).
-func eofIsUnexpected(err error) error {
-	if err == nil || err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }

@@ -16,15 +16,9 @@ import (
 // and request heads whose framing is ambiguous are refused before
 // anything, the fast path or net/http, acts on them.
 
-// parseResponse parses the response head at the start of an upstream's
-// buffer into fc.rs.
-func (fc *fconn) parseResponse(head []byte) error {
-	return h1.ParseResponse(&fc.rs, &fc.rhead, head)
-}
-
 // discardOutput drops what is buffered for the client.
 func (fc *fconn) discardOutput() {
-	if fc.sw.rc != nil {
+	if fc.sw.Active() {
 		fc.bw.Reset(&fc.sw)
 	} else {
 		fc.bw.Reset(fc.c)
@@ -34,7 +28,7 @@ func (fc *fconn) discardOutput() {
 // screen screens the request head at the start of the buffer before the
 // connection is handed to net/http.
 func (fc *fconn) screen() h1.Framing {
-	b := fc.in.buffered()
+	b := fc.in.Buffered()
 	n := h1.HeadEnd(b, 0)
 	if n < 0 {
 		return h1.FramingOK // a head too large for the buffer: net/http answers 431

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/health"
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -56,18 +57,18 @@ func (pc *plainConn) serve() {
 	pc.wire = pc.appendRequest(pc.wire[:0])
 
 	var (
-		u   *upConn
+		u   *fastpath.UpConn
 		err error
 	)
 	for {
 		ex.attempts++
-		u, err = pc.roundTrip(whole)
+		u, err = pc.trip.RoundTrip(upstreamOf(ex), pc.wire, whole, ex.idem)
 		var f failure
 		var reason string
 		switch {
 		case err == nil:
-			f, reason = ex.judgeStatus(pc.rs.Code)
-		case err == errClientGone || pc.sb.broken.Load():
+			f, reason = ex.judgeStatus(pc.trip.Resp.Code)
+		case err == fastpath.ErrClientGone || pc.sb.broken.Load():
 			f = failGone // no fault of the upstream's: nothing to report
 		case !time.Now().Before(whole):
 			ex.report(health.OutcomeTimeout)
@@ -80,15 +81,15 @@ func (pc *plainConn) serve() {
 			break
 		}
 		if u != nil {
-			pc.dropResponse(prev, u)
+			pc.trip.Drop(&prev.st.fast, u, pc.head)
 		}
 		if !plainBase(prev) || !plainBase(ex.ep) {
 			pc.wire = pc.appendRequest(pc.wire[:0])
 		}
 	}
-	if err == nil && pc.rs.Code == http.StatusSwitchingProtocols {
-		u.close()
-		err = errSwitchRefused
+	if err == nil && pc.trip.Resp.Code == http.StatusSwitchingProtocols {
+		u.Close()
+		err = fastpath.ErrSwitchRefused
 	}
 	if err != nil {
 		pc.failed(err, whole)
@@ -155,6 +156,7 @@ func (pc *plainConn) readBody(whole time.Time) (int, string) {
 	if pc.stream {
 		pc.sb.r = rq.Body
 		ex.stream = &pc.sb
+		pc.trip.Stream = pc.onStream
 		return 0, ""
 	}
 	if pc.clen == 0 {

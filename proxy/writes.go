@@ -72,7 +72,7 @@ func writeUnavailable(w http.ResponseWriter, ex *exchange) {
 func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
 	ex.code = http.StatusServiceUnavailable
 	if n > 0 {
-		fc.in.consume(n)
+		fc.in.Consume(n)
 	}
 	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
 	b := h1.AppendStatus(fc.wire[:0], http.StatusServiceUnavailable)
