@@ -45,9 +45,6 @@ type fconn struct {
 	scratch []byte
 	target  []byte // the client's request target, kept past the body read
 
-	// sizeBuf holds a chunk-size line for the client.
-	sizeBuf [24]byte
-
 	// rc is the client's file descriptor for serveRaw, nil on TLS;
 	// onReadable is fc.readable, bound once per pooled fconn.
 	rc         syscall.RawConn
@@ -79,6 +76,7 @@ var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: fastpath.Buf{B: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
 	fc.trip.Inform = fc.inform
+	fc.trip.Out.W = fc.bw
 	return fc
 }}
 

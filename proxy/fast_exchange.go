@@ -97,41 +97,9 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 	}
 	_ = fc.c.SetWriteDeadline(whole) // failing, the writes fail too
 
-	var (
-		u   *fastpath.UpConn
-		err error
-	)
-	for {
-		ex.attempts++
-		u, err = fc.trip.RoundTrip(upstreamOf(ex), fc.wire, whole, ex.idem)
-		var f failure
-		var reason string
-		switch {
-		case err == nil:
-			f, reason = ex.judgeStatus(fc.trip.Resp.Code)
-		case err == fastpath.ErrClientGone:
-			f = failGone // no fault of the upstream's: nothing to report
-		case !time.Now().Before(whole):
-			ex.report(health.OutcomeTimeout)
-			f = failGone
-		default:
-			f, reason = ex.judgeError(err)
-		}
-		prev := ex.ep
-		if !ex.advance(f, reason) {
-			break
-		}
-		if u != nil {
-			fc.trip.Drop(&prev.st.fast, u, m == h1.MethodHead)
-		}
-		if !plainBase(prev) || !plainBase(ex.ep) {
-			line = fc.retarget(ex, m, line, clen)
-		}
-	}
-	if err == nil && fc.trip.Resp.Code == http.StatusSwitchingProtocols {
-		u.Close()
-		err = fastpath.ErrSwitchRefused
-	}
+	u, err := ex.roundTrips(&fc.trip, &fc.wire, whole, m == h1.MethodHead, func() {
+		line = fc.retarget(ex, m, line, clen)
+	})
 	if err != nil {
 		return fc.failed(ex, err, whole, closing)
 	}
@@ -232,14 +200,10 @@ func (fc *fconn) respond(ex *exchange, u *fastpath.UpConn, head bool, whole time
 	keep := rs.Reusable(m)
 	_, err := fc.bw.Write(fc.scratch)
 	if err == nil {
-		switch m {
-		case h1.BodyLength:
-			err = fc.relayLength(u, rs.CLen, rs.Stream)
-		case h1.BodyChunked:
-			err = fc.relayChunked(u)
-		case h1.BodyClose:
-			err = fc.relayUntilClose(u)
-		}
+		err = fc.trip.Relay(u, m, deadline)
+	}
+	if err == nil && m == h1.BodyChunked {
+		err = fc.relayTrailers(u, deadline)
 	}
 	if err != nil {
 		// What the client has not been sent of a response that broke
@@ -256,6 +220,51 @@ func (fc *fconn) respond(ex *exchange, u *fastpath.UpConn, head bool, whole time
 		return doClose
 	}
 	return doNext
+}
+
+// roundTrips sends the request over t to the exchange's endpoint, and
+// again to the next one while ex.advance decides to retry, as ServeHTTP's
+// retrier does; it returns the final response's connection (its head in
+// t.Resp) or the last attempt's error. wire is the request as sent
+// upstream, which retarget rewrites when a retry moves it to an endpoint
+// with another base path or query. head tells a HEAD request.
+func (ex *exchange) roundTrips(t *fastpath.Trip, wire *[]byte, whole time.Time, head bool, retarget func()) (*fastpath.UpConn, error) {
+	var (
+		u   *fastpath.UpConn
+		err error
+	)
+	for {
+		ex.attempts++
+		u, err = t.RoundTrip(upstreamOf(ex), *wire, whole, ex.idem)
+		var f failure
+		var reason string
+		switch {
+		case err == nil:
+			f, reason = ex.judgeStatus(t.Resp.Code)
+		case err == fastpath.ErrClientGone || ex.stream != nil && ex.stream.broken.Load():
+			f = failGone // no fault of the upstream's: nothing to report
+		case !time.Now().Before(whole):
+			ex.report(health.OutcomeTimeout)
+			f = failGone
+		default:
+			f, reason = ex.judgeError(err)
+		}
+		prev := ex.ep
+		if !ex.advance(f, reason) {
+			break
+		}
+		if u != nil {
+			t.Drop(&prev.st.fast, u, head)
+		}
+		if !plainBase(prev) || !plainBase(ex.ep) {
+			retarget()
+		}
+	}
+	if err == nil && t.Resp.Code == http.StatusSwitchingProtocols {
+		u.Close()
+		err = fastpath.ErrSwitchRefused
+	}
+	return u, err
 }
 
 // upstreamOf is where the exchange's current attempt goes.

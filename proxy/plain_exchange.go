@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meridian-edge/meridian/health"
-	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -56,41 +54,9 @@ func (pc *plainConn) serve() {
 	}
 	pc.wire = pc.appendRequest(pc.wire[:0])
 
-	var (
-		u   *fastpath.UpConn
-		err error
-	)
-	for {
-		ex.attempts++
-		u, err = pc.trip.RoundTrip(upstreamOf(ex), pc.wire, whole, ex.idem)
-		var f failure
-		var reason string
-		switch {
-		case err == nil:
-			f, reason = ex.judgeStatus(pc.trip.Resp.Code)
-		case err == fastpath.ErrClientGone || pc.sb.broken.Load():
-			f = failGone // no fault of the upstream's: nothing to report
-		case !time.Now().Before(whole):
-			ex.report(health.OutcomeTimeout)
-			f = failGone
-		default:
-			f, reason = ex.judgeError(err)
-		}
-		prev := ex.ep
-		if !ex.advance(f, reason) {
-			break
-		}
-		if u != nil {
-			pc.trip.Drop(&prev.st.fast, u, pc.head)
-		}
-		if !plainBase(prev) || !plainBase(ex.ep) {
-			pc.wire = pc.appendRequest(pc.wire[:0])
-		}
-	}
-	if err == nil && pc.trip.Resp.Code == http.StatusSwitchingProtocols {
-		u.Close()
-		err = fastpath.ErrSwitchRefused
-	}
+	u, err := ex.roundTrips(&pc.trip, &pc.wire, whole, pc.head, func() {
+		pc.wire = pc.appendRequest(pc.wire[:0])
+	})
 	if err != nil {
 		pc.failed(err, whole)
 		return

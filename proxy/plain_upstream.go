@@ -117,14 +117,10 @@ func (pc *plainConn) respond(u *fastpath.UpConn, whole time.Time) {
 	keep := rs.Reusable(m)
 	err := pc.w.WriteHead(rs.Code, &pc.out)
 	if err == nil {
-		switch m {
-		case h1.BodyLength:
-			err = pc.relayLength(u, rs.CLen, deadline)
-		case h1.BodyChunked:
-			err = pc.relayChunked(u, deadline)
-		case h1.BodyClose:
-			err = pc.relayUntilClose(u, deadline)
-		}
+		err = pc.trip.Relay(u, m, deadline)
+	}
+	if err == nil && m == h1.BodyChunked {
+		err = pc.relayTrailers(u, deadline)
 	}
 	if err != nil {
 		pc.w.Abort()
@@ -199,69 +195,6 @@ func lower(b []byte) {
 	}
 }
 
-// relayLength relays n body bytes. Streams are flushed whenever the
-// upstream has nothing more buffered.
-func (pc *plainConn) relayLength(u *fastpath.UpConn, n int64, deadline time.Time) error {
-	for n > 0 {
-		b := u.In.Buffered()
-		if len(b) == 0 {
-			if pc.trip.Resp.Stream {
-				if err := pc.w.Flush(); err != nil {
-					return err
-				}
-			}
-			if err := pc.trip.Fill(u, deadline); err != nil {
-				return fastpath.UnexpectedEOF(err)
-			}
-			continue
-		}
-		if int64(len(b)) > n {
-			b = b[:n]
-		}
-		if _, err := pc.w.Write(b); err != nil {
-			return err
-		}
-		u.In.Consume(len(b))
-		n -= int64(len(b))
-	}
-	return nil
-}
-
-// relayChunked relays a chunked body's data, checked line by line as
-// fconn.relayChunked checks it, then its trailers.
-func (pc *plainConn) relayChunked(u *fastpath.UpConn, deadline time.Time) error {
-	var excess int64
-	for {
-		line, err := pc.chunkLine(u, deadline)
-		if err != nil {
-			return err
-		}
-		var n int64
-		if n, excess, err = h1.ChunkSize(line, excess); err != nil {
-			return err
-		}
-		u.In.Consume(len(line) + 2)
-		if n == 0 {
-			return pc.relayTrailers(u, deadline)
-		}
-		if err := pc.relayLength(u, n, deadline); err != nil {
-			return err
-		}
-		if err := pc.w.Flush(); err != nil {
-			return err
-		}
-		for len(u.In.Buffered()) < 2 {
-			if err := pc.trip.Fill(u, deadline); err != nil {
-				return fastpath.UnexpectedEOF(err)
-			}
-		}
-		if b := u.In.Buffered(); b[0] != '\r' || b[1] != '\n' {
-			return h1.ErrBadChunk
-		}
-		u.In.Consume(2)
-	}
-}
-
 // relayTrailers reads the trailer section, each field checked as a header
 // field and those net/http's server leaves out of trailers dropped, and
 // sends the fields kept. They stay in the buffer until sent, so the
@@ -305,47 +238,6 @@ func (pc *plainConn) relayTrailers(u *fastpath.UpConn, deadline time.Time) error
 	}
 	u.In.Consume(off)
 	return err
-}
-
-// chunkLine returns the next line of a chunked body without its CRLF,
-// still in the buffer, once h1.ChunkLine finds it whole and well formed.
-func (pc *plainConn) chunkLine(u *fastpath.UpConn, deadline time.Time) ([]byte, error) {
-	for {
-		line, ok, err := h1.ChunkLine(u.In.Buffered())
-		switch {
-		case err != nil:
-			return nil, err
-		case ok:
-			return line, nil
-		}
-		if err := pc.w.Flush(); err != nil {
-			return nil, err
-		}
-		if err := pc.trip.Fill(u, deadline); err != nil {
-			return nil, fastpath.UnexpectedEOF(err)
-		}
-	}
-}
-
-// relayUntilClose relays a body that ends when the upstream closes.
-func (pc *plainConn) relayUntilClose(u *fastpath.UpConn, deadline time.Time) error {
-	for {
-		if b := u.In.Buffered(); len(b) > 0 {
-			if _, err := pc.w.Write(b); err != nil {
-				return err
-			}
-			u.In.Consume(len(b))
-		}
-		if err := pc.w.Flush(); err != nil {
-			return err
-		}
-		switch err := pc.trip.Fill(u, deadline); {
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return fastpath.UnexpectedEOF(err)
-		}
-	}
 }
 
 // inform relays the informational response head the upstream sent.

@@ -41,6 +41,8 @@ type Trip struct {
 	Resp h1.Response
 	// Client tells whether the client is still there.
 	Client Client
+	// Out is where Relay sends the response body.
+	Out Sink
 	// Inform sends the informational (1xx) head in Resp to the client and
 	// flushes it; a client gone shows when the response is written. Bound
 	// once by the owner.
@@ -83,6 +85,7 @@ func (t *Trip) Release() {
 	}
 	clear(t.Resp.Fields)
 	t.Client = Client{}
+	t.Out.P = nil
 	t.Stream, t.BodyRead = nil, false
 }
 
