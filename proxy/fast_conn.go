@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,18 +24,17 @@ import (
 const clientBufSize = 8 << 10
 
 // fconn is one client connection on the fast path. Only its own
-// goroutine touches it, but for state, which shutdown reads.
+// goroutine touches it, but for the engine's state, which shutdown reads.
 type fconn struct {
-	fs     *fastServer
-	c      net.Conn
-	tls    *tls.ConnectionState // nil on cleartext
-	peer   netip.Addr           // unmapped, without zone
-	peerIP string               // as X-Forwarded-For names it
-	state  atomic.Int32
-	in     fastpath.Buf
-	bw     *bufio.Writer
-	sw     fastpath.SockWriter // bw's writer on cleartext
-	sr     fastpath.SockReader // what cleartext is read through outside serveRaw
+	fastpath.Conn // the connection, as the engine tracks it
+	fs            *fastServer
+	tls           *tls.ConnectionState // nil on cleartext
+	peer          netip.Addr           // unmapped, without zone
+	peerIP        string               // as X-Forwarded-For names it
+	in            fastpath.Buf
+	bw            *bufio.Writer
+	sw            fastpath.SockWriter // bw's writer on cleartext
+	sr            fastpath.SockReader // what cleartext is read through outside serveRaw
 
 	rq      h1.Request
 	trip    fastpath.Trip // the upstream side of the request
@@ -58,19 +55,9 @@ type fconn struct {
 	waiting bool
 	partial bool
 
-	// idleSince is when the connection last went idle (Unix nanoseconds),
-	// for shortenIdle; slot is its place in the connection counts.
-	idleSince atomic.Int64
-	slot      *connSlot
+	// slot is its place in the connection counts.
+	slot *connSlot
 }
-
-// Connection states, for shutdown and shortenIdle.
-const (
-	connIdle       int32 = iota // waiting for a request: shutdown closes it
-	connActive                  // a request is in progress
-	connClosed                  // closed by shutdown
-	connShortening              // idle, its deadline being shortened
-)
 
 var fconnPool = sync.Pool{New: func() any {
 	fc := &fconn{in: fastpath.Buf{B: make([]byte, clientBufSize)}, bw: bufio.NewWriterSize(nil, 4<<10)}
@@ -82,9 +69,9 @@ var fconnPool = sync.Pool{New: func() any {
 
 func newFconn(fs *fastServer, c net.Conn) *fconn {
 	fc := fconnPool.Get().(*fconn)
-	fc.fs, fc.c = fs, c
+	fc.fs = fs
+	fc.Reset(fs.eng, c)
 	fc.bw.Reset(c)
-	fc.state.Store(connIdle)
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc = rc
@@ -112,9 +99,9 @@ func newFconn(fs *fastServer, c net.Conn) *fconn {
 // release returns the connection's buffers to the pool.
 func (fc *fconn) release() {
 	fc.bw.Reset(nil)
-	fc.fs, fc.c, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
+	fc.Reset(nil, nil)
+	fc.fs, fc.tls, fc.peer, fc.peerIP, fc.rc = nil, nil, netip.Addr{}, "", nil
 	fc.slot = nil
-	fc.idleSince.Store(0)
 	fc.sw.Reset(nil, nil)
 	fc.sr.Reset(nil, nil)
 	fc.in.R, fc.in.W = 0, 0
@@ -131,30 +118,7 @@ func (fc *fconn) src() io.Reader {
 	if fc.sr.Active() {
 		return &fc.sr
 	}
-	return fc.c
-}
-
-// setActive marks a request in progress; false when shutdown closed the
-// connection first. It waits for a shortenIdle under way to finish, so
-// that the deadlines the request sets are not overwritten.
-func (fc *fconn) setActive() bool {
-	for {
-		if fc.state.CompareAndSwap(connIdle, connActive) {
-			return true
-		}
-		if fc.state.Load() != connShortening {
-			return false
-		}
-		runtime.Gosched()
-	}
-}
-
-// setIdle marks the connection idle since now; false when the server is
-// shutting down, and the connection must close.
-func (fc *fconn) setIdle(now time.Time) bool {
-	fc.idleSince.Store(now.UnixNano()) // before the state: shortenIdle reads it
-	fc.state.Store(connIdle)
-	return !fc.fs.shutting.Load()
+	return fc.C
 }
 
 // idleTimeout is how long the connection may wait for its next request.
@@ -163,7 +127,7 @@ func (fs *fastServer) idleTimeout() time.Duration { return fs.p.conns.idleTimeou
 // serve runs the connection until it closes or is handed to net/http;
 // it returns true in the second case.
 func (fc *fconn) serve() (handed bool) {
-	if tc, ok := fc.c.(*tls.Conn); ok {
+	if tc, ok := fc.C.(*tls.Conn); ok {
 		h2, ok := fc.handshake(tc)
 		if !ok {
 			return false
@@ -273,7 +237,7 @@ func (fc *fconn) readable(fd uintptr) bool {
 		fc.armed = false
 		if fc.waiting {
 			fc.waiting = false
-			if !fc.setActive() {
+			if !fc.SetActive() {
 				fc.act = doClose // shutdown closed it first
 				return true
 			}
@@ -315,24 +279,19 @@ func (fc *fconn) arm() bool {
 	if len(fc.in.Buffered()) > 0 {
 		if !fc.partial {
 			fc.partial = true
-			fc.setWaitDeadline(time.Now().Add(fc.fs.readHeader))
+			fc.SetWaitDeadline(time.Now().Add(fc.fs.readHeader))
 		}
 		return false
 	}
 	fc.partial = false
 	now := time.Now()
-	if !fc.setIdle(now) {
+	if !fc.SetIdle(now) {
 		fc.act = doClose // shutting down
 		return true
 	}
 	fc.waiting = true
-	fc.setWaitDeadline(now.Add(fc.fs.idleTimeout()))
+	fc.SetWaitDeadline(now.Add(fc.fs.idleTimeout()))
 	return false
-}
-
-// setWaitDeadline sets the deadline of serveRaw's wait.
-func (fc *fconn) setWaitDeadline(t time.Time) {
-	_ = fc.c.SetReadDeadline(t) // failing, the wait fails too
 }
 
 // handshake runs the TLS handshake within the read-header timeout and
@@ -343,7 +302,7 @@ func (fc *fconn) handshake(tc *tls.Conn) (h2, ok bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		answerPlainOnTLS(err)
+		fastpath.AnswerPlainOnTLS(err)
 		fc.fs.p.log.Debug("tls handshake failed", "peer", fc.peerIP, "err", err)
 		return false, false
 	}
@@ -360,16 +319,16 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 	fs := fc.fs
 	if len(fc.in.Buffered()) == 0 {
 		now := time.Now()
-		if !fc.setIdle(now) {
+		if !fc.SetIdle(now) {
 			return 0, false
 		}
 		wait := fs.idleTimeout()
 		if first {
 			wait = fs.readHeader
 		}
-		_ = fc.c.SetReadDeadline(now.Add(wait)) // failing, the read fails too
+		_ = fc.C.SetReadDeadline(now.Add(wait)) // failing, the read fails too
 		k, err := fc.in.Fill(fc.src(), true)
-		if !fc.setActive() || k == 0 {
+		if !fc.SetActive() || k == 0 {
 			_ = err // timeout, EOF or reset: the connection is done
 			return 0, false
 		}
@@ -377,12 +336,12 @@ func (fc *fconn) readHead(first bool) (int, bool) {
 			if n := h1.HeadEnd(fc.in.Buffered(), 0); n >= 0 {
 				return n, true
 			}
-			_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
+			_ = fc.C.SetReadDeadline(time.Now().Add(fs.readHeader))
 		}
 	} else if n := h1.HeadEnd(fc.in.Buffered(), 0); n >= 0 {
 		return n, true // pipelined: the next head is here already
 	} else if !first {
-		_ = fc.c.SetReadDeadline(time.Now().Add(fs.readHeader))
+		_ = fc.C.SetReadDeadline(time.Now().Add(fs.readHeader))
 	}
 	for from := 0; ; {
 		b := fc.in.Buffered()
@@ -459,7 +418,7 @@ func (fc *fconn) misdirected(n int) action {
 // writePlain buffers a short plain-text answer, with the fields net/http's
 // server and plainError give it.
 func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) error {
-	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
+	_ = fc.C.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
 	b := h1.AppendStatus(fc.wire[:0], code)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
 	if rg != nil {
@@ -484,65 +443,18 @@ func (fc *fconn) writePlain(code int, msg []byte, rg *region, closing bool) erro
 // handoff gives the connection to net/http: the bytes already read are
 // replayed first when replay is set.
 func (fc *fconn) handoff(replay bool) {
-	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
-	conn := fc.c
+	_ = fc.C.SetDeadline(time.Time{}) // net/http sets its own
+	conn := fc.C
 	if replay {
-		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.Buffered()), slot: fc.slot}
-		conn = h
-		if fc.tls != nil {
-			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
-		}
+		conn = fastpath.NewHandedConn(fc.C, bytes.Clone(fc.in.Buffered()), fc.slot, fc.tls)
 	}
 	if !replay {
 		fc.fs.slots.Store(conn, fc.slot) // released when net/http reports it closed
 	}
 	fc.in.R, fc.in.W = 0, 0
-	if !fc.fs.hand.deliver(conn) && !replay {
+	if !fc.fs.hand.Deliver(conn) && !replay {
 		if slot, ok := fc.fs.slots.LoadAndDelete(conn); ok {
 			slot.(*connSlot).release() // closed by deliver
 		}
 	}
 }
-
-// handedConn is a connection handed to net/http mid-stream: it reads the
-// bytes the fast path had buffered before the rest.
-type handedConn struct {
-	net.Conn
-	buf  []byte
-	slot *connSlot
-}
-
-// Close closes the connection and gives its place in the connection
-// counts back.
-func (h *handedConn) Close() error {
-	err := h.Conn.Close()
-	h.slot.release()
-	return err
-}
-
-func (h *handedConn) Read(p []byte) (int, error) {
-	if len(h.buf) > 0 {
-		n := copy(p, h.buf)
-		h.buf = h.buf[n:]
-		return n, nil
-	}
-	return h.Conn.Read(p)
-}
-
-// CloseWrite half-closes the connection, so that net/http can close it
-// after an error without resetting it.
-func (h *handedConn) CloseWrite() error {
-	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-// handedTLSConn is a handed TLS connection: net/http takes its
-// ConnectionState for Request.TLS.
-type handedTLSConn struct {
-	*handedConn
-	state tls.ConnectionState
-}
-
-func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }

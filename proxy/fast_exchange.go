@@ -95,7 +95,7 @@ func (fc *fconn) exchange(ex *exchange, n int) action {
 		ex.hasBody = true
 		ex.replay = fc.wire[len(fc.wire)-int(clen):]
 	}
-	_ = fc.c.SetWriteDeadline(whole) // failing, the writes fail too
+	_ = fc.C.SetWriteDeadline(whole) // failing, the writes fail too
 
 	u, err := ex.roundTrips(&fc.trip, &fc.wire, whole, m == h1.MethodHead, func() {
 		line = fc.retarget(ex, m, line, clen)
@@ -123,7 +123,7 @@ func (fc *fconn) readBody(clen int64, whole time.Time) (int, string) {
 	fc.wire = slices.Grow(fc.wire, rest)[:start+rest]
 	// A client may not dribble its body for longer than the request may
 	// take, as on the net/http path.
-	_ = fc.c.SetReadDeadline(whole) // failing, the read fails too
+	_ = fc.C.SetReadDeadline(whole) // failing, the read fails too
 	if _, err := io.ReadFull(fc.src(), fc.wire[start:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return http.StatusRequestTimeout, "meridian: request body too slow\n"
@@ -186,7 +186,7 @@ func (fc *fconn) respond(ex *exchange, u *fastpath.UpConn, head bool, whole time
 		// the wait for the head only.
 		deadline = time.Time{}
 		_ = fc.trip.SetReadDeadline(u, deadline)
-		_ = fc.c.SetWriteDeadline(time.Time{})
+		_ = fc.C.SetWriteDeadline(time.Time{})
 	} else if body := int64(len(u.In.Buffered()) - rs.Size); !fc.trip.ReadDeadline().Equal(whole) &&
 		m != h1.BodyNone && (m != h1.BodyLength || body < rs.CLen) {
 		// The body is still to come and may take the rest of the time:
@@ -194,7 +194,7 @@ func (fc *fconn) respond(ex *exchange, u *fastpath.UpConn, head bool, whole time
 		// look at the client).
 		_ = fc.trip.SetReadDeadline(u, whole)
 	}
-	closing = closing || fc.fs.shutting.Load()
+	closing = closing || fc.fs.eng.Shutting()
 	fc.scratch = rs.AppendHead(fc.scratch[:0], m, ex.ep.region.name, fc.trip.Sniff(u, m, deadline), closing)
 	u.In.Consume(rs.Size)
 	keep := rs.Reusable(m)

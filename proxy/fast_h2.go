@@ -43,11 +43,11 @@ func (fs *fastServer) h2Server() *h2.Server {
 // serveH2 serves the connection as HTTP/2 until it closes; preread are
 // the bytes of it already read.
 func (fc *fconn) serveH2(preread []byte) {
-	if fc.state.Load() != connActive && !fc.setActive() {
+	if !fc.Active() && !fc.SetActive() {
 		return // shutdown closed it first
 	}
-	_ = fc.c.SetDeadline(time.Time{}) // the engine sets its own
-	fc.fs.h2Server().ServeConn(fc.c, h2.ConnInfo{Remote: fc.c.RemoteAddr(), TLS: fc.tls, Preread: preread})
+	_ = fc.C.SetDeadline(time.Time{}) // the engine sets its own
+	fc.fs.h2Server().ServeConn(fc.C, h2.ConnInfo{Remote: fc.C.RemoteAddr(), TLS: fc.tls, Preread: preread})
 }
 
 // isH2Preface reports whether b starts with the HTTP/2 client preface's

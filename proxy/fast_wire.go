@@ -1,12 +1,7 @@
 package proxy
 
 import (
-	"crypto/tls"
-	"errors"
-	"io"
-	"net"
-	"time"
-
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -21,7 +16,7 @@ func (fc *fconn) discardOutput() {
 	if fc.sw.Active() {
 		fc.bw.Reset(&fc.sw)
 	} else {
-		fc.bw.Reset(fc.c)
+		fc.bw.Reset(fc.C)
 	}
 }
 
@@ -42,50 +37,7 @@ func (fc *fconn) refuse(why h1.Framing) action {
 	fc.fs.p.log.Debug("request refused", "peer", fc.peerIP, "reason", why.String())
 	msg := "meridian: " + why.String() + "\n"
 	if fc.writePlain(400, []byte(msg), nil, true) == nil && fc.bw.Flush() == nil {
-		lingerClose(fc.c)
+		fastpath.LingerClose(fc.C)
 	}
 	return doClose
-}
-
-// lingerDelay is how long a connection closed after an error answer keeps
-// reading what the client still sends, so that the close does not reset
-// the connection before the client has read the answer (net/http waits as
-// long).
-const lingerDelay = 500 * time.Millisecond
-
-// lingerClose half-closes c and reads what is left for up to lingerDelay;
-// the caller closes it.
-func lingerClose(c net.Conn) {
-	cw, ok := c.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	_ = c.SetReadDeadline(time.Now().Add(lingerDelay)) // failing, the read below fails at once
-	_, _ = io.Copy(io.Discard, io.LimitReader(c, 256<<10))
-}
-
-// httpOnTLSPort is net/http's answer to plain HTTP sent to a TLS port.
-const httpOnTLSPort = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-
-// answerPlainOnTLS answers a failed handshake that was plain HTTP the way
-// net/http does.
-func answerPlainOnTLS(err error) {
-	var re tls.RecordHeaderError
-	if !errors.As(err, &re) || re.Conn == nil || !looksLikeHTTP(re.RecordHeader) {
-		return
-	}
-	_ = re.Conn.SetWriteDeadline(time.Now().Add(lingerDelay)) // failing, the write fails too
-	if _, err := io.WriteString(re.Conn, httpOnTLSPort); err == nil {
-		lingerClose(re.Conn)
-	}
-}
-
-// looksLikeHTTP is net/http's test of a TLS record header for a request
-// line.
-func looksLikeHTTP(hdr [5]byte) bool {
-	switch string(hdr[:]) {
-	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
-		return true
-	}
-	return false
 }

@@ -74,7 +74,7 @@ func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
 	if n > 0 {
 		fc.in.Consume(n)
 	}
-	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
+	_ = fc.C.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
 	b := h1.AppendStatus(fc.wire[:0], http.StatusServiceUnavailable)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nRetry-After: "...)
 	b = strconv.AppendInt(b, writeRetryAfter, 10)
