@@ -70,6 +70,10 @@ type screener struct {
 	idle     atomic.Int64 // requests net/http finished keeping the connection
 	hijacked atomic.Bool  // a handler took the connection from net/http
 	refused  atomic.Bool  // a head was refused: the connection closes
+	// badBody: a chunked body broke the tracker's rules, which are
+	// stricter than net/http's in one place: a trailer line must end in
+	// CRLF, where net/http takes a bare LF too.
+	badBody bool
 }
 
 // init sets the screener up on src, with the bytes already read from it.
@@ -171,6 +175,7 @@ func (s *screener) step() bool {
 		s.ok += n
 		switch {
 		case err != nil:
+			s.badBody = true
 			s.end(s.chunks.Poison()) // net/http refuses the body where the tracker did
 		case done:
 			s.bodyDone()
