@@ -489,7 +489,7 @@ func (fc *fconn) handoff(replay bool) {
 	conn := fc.c
 	if replay {
 		h := &handedConn{Conn: fc.c, slot: fc.slot}
-		h.scr.init(fc.c, fc.in.buffered(), fc.tls == nil, fc.fs.srv.MaxHeaderBytes)
+		h.scr.init(fc.c, fc.in.buffered(), fc.tls == nil, fc.fs.srv.MaxHeaderBytes, fc.fs.readHeader)
 		conn = h
 		if fc.tls != nil {
 			conn = &handedTLSConn{handedConn: h, state: *fc.tls}

@@ -140,7 +140,7 @@ func FuzzHandedScreen(f *testing.F) {
 		// The server reads the screened stream as it comes, telling the
 		// screener of each request it finished.
 		var s screener
-		s.init(&pieceReader{b: raw, step: int(step%64) + 1}, nil, true, 1<<10)
+		s.init(&pieceReader{b: raw, step: int(step%64) + 1}, nil, true, 1<<10, 0)
 		tee := &teeReader{r: &s}
 		got := serveStream(tee, nil, nil, func() { s.connState(http.StateIdle) })
 		if len(got) < len(want) && !s.badBody {

@@ -3,7 +3,9 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
@@ -24,6 +26,11 @@ import (
 // net/http either serves the next request (they are HTTP) or hands the
 // connection to a handler (they are not, and pass as they are); an h2c
 // preface at the start passes too.
+//
+// A head held until it is whole is not one net/http's header timeout
+// runs on, as it waits for its first bytes with the idle timeout: the
+// screener cuts a head at the header timeout from when net/http waits for
+// it, as the fast path does.
 
 // refusedLine is what net/http reads in place of a refused request head:
 // no request line, so it answers 400 with Connection: close and closes.
@@ -70,18 +77,29 @@ type screener struct {
 	idle     atomic.Int64 // requests net/http finished keeping the connection
 	hijacked atomic.Bool  // a handler took the connection from net/http
 	refused  atomic.Bool  // a head was refused: the connection closes
+	// The header timeout: deadline sets net/http's read deadlines, the
+	// last of which is dl; headSince is when net/http began waiting for
+	// the head at ok.
+	deadline   interface{ SetReadDeadline(time.Time) error }
+	readHeader time.Duration
+	headSince  time.Time
+	dmu        sync.Mutex
+	dl         time.Time
+
 	// badBody: a chunked body broke the tracker's rules, which are
 	// stricter than net/http's in one place: a trailer line must end in
 	// CRLF, where net/http takes a bare LF too.
 	badBody bool
 }
 
-// init sets the screener up on src, with the bytes already read from it.
-func (s *screener) init(src io.Reader, read []byte, cleartext bool, maxHeaderBytes int) {
+// init sets the screener up on src, with the bytes already read from it,
+// for a server with the given limits.
+func (s *screener) init(src io.Reader, read []byte, cleartext bool, maxHeaderBytes int, readHeader time.Duration) {
 	if maxHeaderBytes <= 0 {
 		maxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
-	s.src, s.h2c = src, cleartext
+	s.src, s.h2c, s.readHeader = src, cleartext, readHeader
+	s.deadline, _ = src.(interface{ SetReadDeadline(time.Time) error })
 	// net/http reads up to MaxHeaderBytes and 4 KiB of slack for a head,
 	// and its reader may hold 4 KiB more: a longer head it refuses.
 	s.maxHead = maxHeaderBytes + 8<<10
@@ -147,12 +165,54 @@ func (s *screener) fill() error {
 	if s.w == len(s.buf) {
 		s.buf = append(s.buf, make([]byte, len(s.buf))...)
 	}
+	tight := s.tighten()
 	n, err := s.src.Read(s.buf[s.w:])
+	if tight {
+		s.dmu.Lock()
+		_ = s.deadline.SetReadDeadline(s.dl) // failing, the next read fails too
+		s.dmu.Unlock()
+	}
 	s.w += n
 	if err != nil && n > 0 {
 		s.err, err = err, nil // after what these bytes make due
 	}
 	return err
+}
+
+// tighten moves the read deadline up to the header timeout of a head
+// that is not whole yet, when net/http waits for it with a later one; it
+// reports whether it did. A read without a deadline is net/http's read in
+// the background while a handler runs: the head's clock starts when
+// net/http waits for it.
+func (s *screener) tighten() bool {
+	if s.deadline == nil || s.readHeader <= 0 || s.st != scrHead || s.w == s.ok {
+		return false
+	}
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if s.dl.IsZero() {
+		return false
+	}
+	if s.headSince.IsZero() {
+		s.headSince = time.Now()
+	}
+	d := s.headSince.Add(s.readHeader)
+	if !d.Before(s.dl) {
+		return false
+	}
+	_ = s.deadline.SetReadDeadline(d) // failing, the read goes on to net/http's deadline
+	return true
+}
+
+// setReadDeadline is net/http setting a read deadline.
+func (s *screener) setReadDeadline(t time.Time) error {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.dl = t
+	if s.deadline == nil {
+		return nil
+	}
+	return s.deadline.SetReadDeadline(t)
 }
 
 // step screens what it can of buf[ok:w]; false when it needs more bytes.
@@ -240,7 +300,7 @@ func (s *screener) head() bool {
 		s.scan = len(b)
 		return false
 	}
-	s.scan = 0
+	s.scan, s.headSince = 0, time.Time{}
 	head := b[:n]
 	if h1.ScreenRequest(head) != h1.FramingOK {
 		s.refuse()
@@ -281,4 +341,17 @@ func (s *screener) end(inject string) {
 func (s *screener) refuse() {
 	s.refused.Store(true)
 	s.end(refusedLine)
+}
+
+// SetReadDeadline sets the connection's read deadline; the screener
+// keeps it, as it may move it up for a head's header timeout.
+func (h *handedConn) SetReadDeadline(t time.Time) error { return h.scr.setReadDeadline(t) }
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (h *handedConn) SetDeadline(t time.Time) error {
+	err := h.scr.setReadDeadline(t)
+	if werr := h.Conn.SetWriteDeadline(t); err == nil {
+		err = werr
+	}
+	return err
 }

@@ -293,3 +293,19 @@ func TestHandedH2CPreface(t *testing.T) {
 }
 
 var _ net.Conn = (*handedConn)(nil)
+
+// TestHandedSlowHeadCut: on a handed connection, a later head dribbled a
+// line at a time is cut at the header timeout from when net/http waits
+// for it, as on the fast path: holding a head until it is whole does not
+// leave it to the idle timeout.
+func TestHandedSlowHeadCut(t *testing.T) {
+	up := screenUpstream(t)
+	const limit = 300 * time.Millisecond
+	h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.ReadHeaderTimeout = limit })
+	c := dialRaw(t, h.addr)
+	handOff(t, c, 0)
+	start := time.Now()
+	stop := dribbleHead(c.conn)
+	defer stop()
+	checkCut(t, c.br, start, limit)
+}
