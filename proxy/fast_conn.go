@@ -490,6 +490,7 @@ func (fc *fconn) handoff(replay bool) {
 	if replay {
 		h := &handedConn{Conn: fc.c, slot: fc.slot}
 		h.scr.init(fc.c, fc.in.buffered(), fc.tls == nil, fc.fs.srv.MaxHeaderBytes, fc.fs.readHeader)
+		h.scr.log, h.scr.peer = fc.fs.p.log, fc.peerIP
 		conn = h
 		if fc.tls != nil {
 			conn = &handedTLSConn{handedConn: h, state: *fc.tls}

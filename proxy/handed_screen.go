@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,9 @@ type screener struct {
 	dmu        sync.Mutex
 	dl         time.Time
 
+	log  *slog.Logger // for refusals, at debug level; nil for none
+	peer string
+
 	// badBody: a chunked body broke the tracker's rules, which are
 	// stricter than net/http's in one place: a trailer line must end in
 	// CRLF, where net/http takes a bare LF too.
@@ -127,6 +131,9 @@ func (s *screener) Read(p []byte) (int, error) {
 			n := copy(p, s.buf[s.r:s.ok])
 			s.r += n
 			s.started = true
+			if s.r == s.w && len(s.buf) > 16<<10 {
+				s.buf, s.r, s.ok, s.w = make([]byte, 4<<10), 0, 0, 0 // a large head's buffer is not kept
+			}
 			return n, nil
 		case s.inject != "":
 			n := copy(p, s.inject)
@@ -287,7 +294,7 @@ func (s *screener) head() bool {
 		return true
 	}
 	if b[0] == '\r' || b[0] == '\n' {
-		s.refuse() // an empty request line, which net/http refuses too
+		s.refuse("an empty request line") // which net/http refuses too
 		return true
 	}
 	n := h1.HeadEnd(b, s.scan)
@@ -302,8 +309,8 @@ func (s *screener) head() bool {
 	}
 	s.scan, s.headSince = 0, time.Time{}
 	head := b[:n]
-	if h1.ScreenRequest(head) != h1.FramingOK {
-		s.refuse()
+	if why := h1.ScreenRequest(head); why != h1.FramingOK {
+		s.refuse(why.String())
 		return true
 	}
 	fr := h1.FrameRequest(head)
@@ -338,7 +345,10 @@ func (s *screener) end(inject string) {
 
 // refuse replaces the head at ok, and all that follows, with a request
 // line net/http refuses.
-func (s *screener) refuse() {
+func (s *screener) refuse(reason string) {
+	if s.log != nil {
+		s.log.Debug("request refused", "peer", s.peer, "reason", reason, "handed", true)
+	}
 	s.refused.Store(true)
 	s.end(refusedLine)
 }
