@@ -360,7 +360,7 @@ func (h *handedConn) SetReadDeadline(t time.Time) error { return h.scr.setReadDe
 // SetDeadline sets both deadlines, the read one as SetReadDeadline does.
 func (h *handedConn) SetDeadline(t time.Time) error {
 	err := h.scr.setReadDeadline(t)
-	if werr := h.Conn.SetWriteDeadline(t); err == nil {
+	if werr := h.SetWriteDeadline(t); err == nil {
 		err = werr
 	}
 	return err
