@@ -309,3 +309,102 @@ func TestHandedSlowHeadCut(t *testing.T) {
 	defer stop()
 	checkCut(t, c.br, start, limit)
 }
+
+// TestHandedSplitAndLargeHeads: on a handed connection, heads that arrive
+// in pieces are put together and answered, and a head beyond the
+// server's limit gets net/http's 431.
+func TestHandedSplitAndLargeHeads(t *testing.T) {
+	up := screenUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath, func(s *http.Server) { s.MaxHeaderBytes = 4 << 10 })
+	c := dialRaw(t, h.addr)
+	handOff(t, c, 0)
+	for i := range 3 {
+		path := "/split/" + strconv.Itoa(i)
+		head := "GET " + path + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n"
+		for j := 0; j < len(head); j += 7 {
+			c.send(head[j:min(j+7, len(head))])
+			time.Sleep(2 * time.Millisecond)
+		}
+		if resp, body := c.read(http.MethodGet); resp.StatusCode != 200 || body != path {
+			t.Fatalf("split head %d: got %d %q, want 200 %q", i, resp.StatusCode, body, path)
+		}
+	}
+	big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 20<<10) + "\r\n\r\n"
+	if resp, _ := c.do(http.MethodGet, big); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("got %d, want 431", resp.StatusCode)
+	}
+}
+
+// memConn is a stream of bytes to screen.
+type memConn struct{ b []byte }
+
+func (m *memConn) Read(p []byte) (int, error) {
+	if len(m.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b)
+	m.b = m.b[n:]
+	return n, nil
+}
+
+// screenStream is requests of every framing, for the allocation test and
+// the benchmark.
+func screenStream(n int) []byte {
+	var b strings.Builder
+	for i := range n {
+		switch i % 3 {
+		case 0:
+			b.WriteString("GET /a HTTP/1.1\r\nHost: " + testHost + "\r\nUser-Agent: x\r\n\r\n")
+		case 1:
+			b.WriteString("POST /b HTTP/1.1\r\nHost: " + testHost + "\r\nContent-Length: 5\r\n\r\nhello")
+		default:
+			b.WriteString("PUT /c HTTP/1.1\r\nHost: " + testHost + "\r\nTransfer-Encoding: chunked\r\n\r\n5;x\r\nhello\r\n0\r\n\r\n")
+		}
+	}
+	return []byte(b.String())
+}
+
+// TestScreenerAllocs: screening requests allocates nothing once the
+// screener is set up.
+func TestScreenerAllocs(t *testing.T) {
+	stream := screenStream(30)
+	var s screener
+	s.init(&memConn{}, nil, true, 64<<10, 0)
+	p := make([]byte, 4<<10)
+	allocs := testing.AllocsPerRun(100, func() {
+		s.src.(*memConn).b = stream
+		s.st, s.started = scrHead, true
+		total := 0
+		for {
+			n, err := s.Read(p)
+			total += n
+			if err != nil {
+				break
+			}
+		}
+		if total != len(stream) {
+			t.Fatalf("read %d bytes, want %d", total, len(stream))
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per 30 requests, want 0", allocs)
+	}
+}
+
+func BenchmarkScreener(b *testing.B) {
+	stream := screenStream(300)
+	var s screener
+	s.init(&memConn{}, nil, true, 64<<10, 0)
+	p := make([]byte, 4<<10)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.src.(*memConn).b = stream
+		s.st, s.started = scrHead, true
+		for {
+			if _, err := s.Read(p); err != nil {
+				break
+			}
+		}
+	}
+}
