@@ -519,7 +519,7 @@ type handedConn struct {
 // Close closes the connection and gives its place in the connection
 // counts back.
 func (h *handedConn) Close() error {
-	if h.scr.refused.Load() {
+	if h.scr.cut.Load() {
 		lingerClose(h.Conn) // as the fast path closes after refusing a request
 	}
 	err := h.Conn.Close()

@@ -77,7 +77,7 @@ type screener struct {
 
 	idle     atomic.Int64 // requests net/http finished keeping the connection
 	hijacked atomic.Bool  // a handler took the connection from net/http
-	refused  atomic.Bool  // a head was refused: the connection closes
+	cut      atomic.Bool  // the stream was cut short: the connection closes
 	// The header timeout: deadline sets net/http's read deadlines, the
 	// last of which is dl; headSince is when net/http began waiting for
 	// the head at ok.
@@ -338,9 +338,12 @@ func (s *screener) bodyDone() {
 	}
 }
 
-// end makes inject the last bytes net/http reads after what is due.
+// end makes inject the last bytes net/http reads after what is due; the
+// client's bytes after them are read and dropped when the connection
+// closes, so that its answer is not lost to a reset.
 func (s *screener) end(inject string) {
 	s.st, s.inject, s.w = scrEnd, inject, s.ok
+	s.cut.Store(true)
 }
 
 // refuse replaces the head at ok, and all that follows, with a request
@@ -349,7 +352,6 @@ func (s *screener) refuse(reason string) {
 	if s.log != nil {
 		s.log.Debug("request refused", "peer", s.peer, "reason", reason, "handed", true)
 	}
-	s.refused.Store(true)
 	s.end(refusedLine)
 }
 
