@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/meridian-edge/meridian/config"
 )
 
 // screenUpstream answers every request with its path, and records them.
@@ -236,41 +234,43 @@ func TestHandedChunkedUploadSplit(t *testing.T) {
 // look like a refused request; an upgrade the upstream declines leaves
 // the connection screened.
 func TestHandedUpgrade(t *testing.T) {
-	svc := proxyService("api", []string{testHost}, "eu")
-	cfg := &config.Config{Regions: []config.Region{testRegion("eu", wsUpstream(t))}, Services: []config.Service{svc}}
-	h := newHarness(t, cfg, fastPath)
 	upgrade := "GET /chat HTTP/1.1\r\nHost: " + testHost + "\r\nUpgrade: %s\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-
-	t.Run("switched", func(t *testing.T) {
-		c := dialRaw(t, h.addr)
-		// The hand-off: wsUpstream answers 400 to anything but an upgrade.
-		if resp, _ := c.do(http.MethodGet, "GET /x HTTP/1.0\r\nHost: "+testHost+"\r\nConnection: keep-alive\r\n\r\n"); resp.StatusCode != 400 || resp.Close {
-			t.Fatalf("hand-off: got %d (close %v)", resp.StatusCode, resp.Close)
+	// The hand-off: wsUpstream answers 400 to anything but an upgrade.
+	handOff := func(t *testing.T, c *rawClient) {
+		t.Helper()
+		resp, _ := c.do(http.MethodGet, "GET /x HTTP/1.0\r\nHost: "+testHost+"\r\nConnection: keep-alive\r\n\r\n")
+		if resp.StatusCode != 400 || resp.Close {
+			t.Fatalf("hand-off: got %d (close %v), want the upstream's 400 on a kept connection", resp.StatusCode, resp.Close)
 		}
-		if resp, _ := c.do(http.MethodGet, fmt.Sprintf(upgrade, "websocket")); resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("got %d, want 101", resp.StatusCode)
-		}
-		for _, msg := range []string{"hello", refusedLater[0].raw} {
-			c.send(msg)
-			buf := make([]byte, len(msg))
-			if _, err := io.ReadFull(c.br, buf); err != nil || string(buf) != msg {
-				t.Fatalf("echo of %q: got %q, %v", msg, buf, err)
+	}
+	for _, useTLS := range []bool{false, true} {
+		sh := newScreenHarness(t, wsUpstream(t), useTLS, false)
+		t.Run(fmt.Sprintf("tls=%v/switched", useTLS), func(t *testing.T) {
+			c := sh.dial(t)
+			handOff(t, c)
+			if resp, _ := c.do(http.MethodGet, fmt.Sprintf(upgrade, "websocket")); resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("got %d, want 101", resp.StatusCode)
 			}
-		}
-	})
-	t.Run("declined", func(t *testing.T) {
-		c := dialRaw(t, h.addr)
-		if resp, _ := c.do(http.MethodGet, "GET /x HTTP/1.0\r\nHost: "+testHost+"\r\nConnection: keep-alive\r\n\r\n"); resp.StatusCode != 400 {
-			t.Fatalf("hand-off: got %d", resp.StatusCode)
-		}
-		// Declined, with a refused request pipelined right behind it.
-		c.send(fmt.Sprintf(upgrade, "other") + refusedLater[0].raw)
-		if resp, _ := c.read(http.MethodGet); resp.StatusCode != 400 || resp.Close {
-			t.Fatalf("declined upgrade: got %d (close %v), want the upstream's 400", resp.StatusCode, resp.Close)
-		}
-		expectRefused(t, c)
-	})
+			for _, msg := range []string{"hello", refusedLater[0].raw} {
+				c.send(msg)
+				buf := make([]byte, len(msg))
+				if _, err := io.ReadFull(c.br, buf); err != nil || string(buf) != msg {
+					t.Fatalf("echo of %q: got %q, %v", msg, buf, err)
+				}
+			}
+		})
+		t.Run(fmt.Sprintf("tls=%v/declined", useTLS), func(t *testing.T) {
+			c := sh.dial(t)
+			handOff(t, c)
+			// Declined, with a refused request pipelined right behind it.
+			c.send(fmt.Sprintf(upgrade, "other") + refusedLater[0].raw)
+			if resp, _ := c.read(http.MethodGet); resp.StatusCode != 400 || resp.Close {
+				t.Fatalf("declined upgrade: got %d (close %v), want the upstream's 400", resp.StatusCode, resp.Close)
+			}
+			expectRefused(t, c)
+		})
+	}
 }
 
 // TestHandedH2CPreface: an h2c preface that a fast-path connection hands
@@ -406,5 +406,24 @@ func BenchmarkScreener(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// TestHandedConnectThenRefused: after a CONNECT that no handler takes
+// over, the bytes behind it are screened as requests again.
+func TestHandedConnectThenRefused(t *testing.T) {
+	up := screenUpstream(t)
+	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	c := dialRaw(t, h.addr)
+	handOff(t, c, 0)
+	before := up.requests.Load()
+	c.send("CONNECT " + testHost + ":80 HTTP/1.1\r\nHost: " + testHost + ":80\r\n\r\n" + refusedLater[0].raw)
+	resp, body := c.read(http.MethodGet)
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Close {
+		t.Fatalf("CONNECT: got %d (close %v) %q, want an answer on a kept connection", resp.StatusCode, resp.Close, body)
+	}
+	expectRefused(t, c)
+	if r, _ := up.lastRequest(); up.requests.Load()-before > 1 || r != nil && strings.Contains(r.URL.Path, "smuggled") {
+		t.Errorf("upstream got %d requests after the hand-off, the last %v", up.requests.Load()-before, r.URL)
 	}
 }
