@@ -56,6 +56,8 @@ type Options struct {
 	// Registerer receives the certificate expiry gauges; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
+
+	ocspTiming *ocspTiming // nil = defaultOCSPTiming; tests shorten it
 }
 
 // Manager provides certificates to the https listeners: static ones first,
@@ -65,6 +67,8 @@ type Manager struct {
 	static  *staticCerts
 	acme    *acmeSettings // nil without tls.acme
 	tickets *TicketKeys   // nil: Go's own per-process ticket keys
+	ocsp    *ocspStapler
+	ocspWG  sync.WaitGroup // the OCSP refresh loops
 
 	mu      sync.Mutex
 	names   []string        // ACME names, in order
@@ -93,11 +97,19 @@ func New(cfg config.TLS, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{log: log, static: static, tickets: opts.TicketKeys, managed: make(map[string]bool)}
+	m.ocsp = newOCSPStapler(nil, opts.ocspTiming, log)
+	for _, sc := range static.list {
+		m.ocsp.prepare(sc)
+		static.hasOCSP = static.hasOCSP || sc.ocsp != nil
+	}
+	if static.hasOCSP {
+		m.ocsp.fetchAll(static.list)
+	}
 	if cfg.ACME == nil {
 		for _, n := range opts.Names {
 			switch {
 			case static.covers(normalizeName(n)):
-			case static.fallback() != nil:
+			case len(static.deflt) > 0:
 				log.Warn("no certificate names this hostname; the default certificate serves it", "hostname", n)
 			default:
 				log.Warn("no certificate for this hostname and no acme configured", "hostname", n)
@@ -129,6 +141,9 @@ func (m *Manager) register(reg prometheus.Registerer) error {
 	if err := reg.Register(&expiryCollector{m: m}); err != nil {
 		return fmt.Errorf("registering certificate metrics: %w", err)
 	}
+	if err := reg.Register(&ocspCollector{m: m}); err != nil {
+		return fmt.Errorf("registering OCSP metrics: %w", err)
+	}
 	return nil
 }
 
@@ -139,10 +154,10 @@ func (m *Manager) register(reg prometheus.Registerer) error {
 // the listener must use it, not a copy.
 func (m *Manager) TLSConfig() *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: m.getCertificate,
 	}
+	applyProtocol(cfg)
 	if m.tickets != nil {
 		m.tickets.Attach(cfg)
 	}
@@ -150,7 +165,7 @@ func (m *Manager) TLSConfig() *tls.Config {
 }
 
 func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if c := m.static.lookup(hello.ServerName); c != nil {
+	if c := m.static.lookup(hello); c != nil {
 		return c, nil
 	}
 	var acmeErr error
@@ -161,7 +176,7 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		}
 		acmeErr = err
 	}
-	if c := m.static.fallback(); c != nil {
+	if c := m.static.fallback(hello); c != nil {
 		return c, nil
 	}
 	if acmeErr != nil {
@@ -170,23 +185,35 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	return nil, fmt.Errorf("no certificate for server name %q", hello.ServerName)
 }
 
-// Start begins managing the ACME names in the background: certificates are
-// loaded from storage or obtained, then renewed, until ctx ends or Stop is
-// called. Without tls.acme it does nothing.
+// Start begins, in the background until ctx ends or Stop is called, to
+// refresh the OCSP staples of static certificates and to manage the ACME
+// names: their certificates are loaded from storage or obtained, then
+// renewed. Without tls.acme a second call does nothing.
 func (m *Manager) Start(ctx context.Context) error {
-	if m.acme == nil {
-		return nil
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
 	case m.stopped:
+		if m.acme == nil {
+			return nil
+		}
 		return errors.New("starting certificate management: manager is stopped")
 	case m.started:
+		if m.acme == nil {
+			return nil
+		}
 		return errors.New("starting certificate management: already started")
 	}
 	m.started = true
 	m.runCtx, m.cancel = context.WithCancel(ctx)
+	for _, sc := range m.static.list {
+		if sc.ocsp != nil {
+			m.ocspWG.Go(func() { m.ocsp.run(m.runCtx, sc) })
+		}
+	}
+	if m.acme == nil {
+		return nil
+	}
 	m.startACME()
 	return m.manageLocked(m.names)
 }
@@ -255,6 +282,7 @@ func (m *Manager) Stop() {
 	if m.cache != nil {
 		m.cache.Stop()
 	}
+	m.ocspWG.Wait()
 }
 
 // HTTPChallengeHandler answers ACME HTTP-01 challenge requests for the

@@ -2,7 +2,9 @@
 // listeners: static certificate and key pairs from tls.certificates, picked
 // by SNI with the first as the default, and certificates obtained and renewed
 // automatically over ACME (tls.acme) for the hostnames of proxy-mode
-// services.
+// services. It sets the protocol policy (TLS 1.3 and 1.2, AEAD suites),
+// serves an ECDSA or an RSA certificate for one name by what the client
+// supports, and staples OCSP responses to static certificates.
 //
 // ACME challenges are answered by meridian itself: DNS-01 through a
 // TXTPublisher (the node's own authoritative zones, in-process), HTTP-01

@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/tls"
-	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,8 +33,8 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue,
 			float64(leafCert.Leaf.NotAfter.Unix()), name, source)
 	}
-	for i, cert := range c.m.static.list {
-		emit(staticName(cert, c.m.static.files[i]), "file", cert)
+	for _, sc := range c.m.static.list {
+		emit(sc.name, "file", sc.leaf)
 	}
 	c.m.mu.Lock()
 	names, cache := append([]string(nil), c.m.names...), c.m.cache
@@ -50,14 +49,41 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// staticName labels a static certificate: its first DNS name, else its
-// subject's common name, else its file's base name.
-func staticName(c *tls.Certificate, file string) string {
-	switch {
-	case len(c.Leaf.DNSNames) > 0:
-		return c.Leaf.DNSNames[0]
-	case c.Leaf.Subject.CommonName != "":
-		return c.Leaf.Subject.CommonName
+var (
+	ocspExpiryDesc = prometheus.NewDesc("meridian_tls_ocsp_staple_expiry_timestamp_seconds",
+		"End of validity (nextUpdate) of the OCSP response stapled to a static certificate, as a Unix time, by the certificate's first name; no series while none is stapled.",
+		[]string{"name"}, nil)
+	ocspFetchesDesc = prometheus.NewDesc("meridian_tls_ocsp_fetches_total",
+		"OCSP responses fetched for static certificates, by the certificate's first name and result: stapled, failed (no answer from the responder) or rejected (an answer that did not parse, verify or pass the checks).",
+		[]string{"name", "result"}, nil)
+)
+
+// ocspCollector reports the OCSP staples of the static certificates at
+// scrape time.
+type ocspCollector struct{ m *Manager }
+
+var _ prometheus.Collector = (*ocspCollector)(nil)
+
+func (c *ocspCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ocspExpiryDesc
+	ch <- ocspFetchesDesc
+}
+
+func (c *ocspCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]bool{}
+	for _, sc := range c.m.static.list {
+		if sc.ocsp == nil || seen[sc.name] {
+			continue // one series per name, as for the expiry
+		}
+		seen[sc.name] = true
+		if r := sc.ocspStaple(); r != nil && !r.NextUpdate.IsZero() {
+			ch <- prometheus.MustNewConstMetric(ocspExpiryDesc, prometheus.GaugeValue, float64(r.NextUpdate.Unix()), sc.name)
+		}
+		for _, v := range []struct {
+			result string
+			n      uint64
+		}{{"stapled", sc.ocsp.stapled.Load()}, {"failed", sc.ocsp.failed.Load()}, {"rejected", sc.ocsp.rejected.Load()}} {
+			ch <- prometheus.MustNewConstMetric(ocspFetchesDesc, prometheus.CounterValue, float64(v.n), sc.name, v.result)
+		}
 	}
-	return filepath.Base(file)
 }

@@ -33,6 +33,13 @@ func startTicketServer(t *testing.T, cert tls.Certificate, maxVersion uint16, ke
 	if keys != nil {
 		keys.Attach(cfg)
 	}
+	return ticketServer{addr: serveTLSOK(t, cfg), cfg: cfg}
+}
+
+// serveTLSOK serves TLS with cfg on 127.0.0.1, writing "ok" on every
+// connection, until the test ends, and returns the address.
+func serveTLSOK(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +63,7 @@ func startTicketServer(t *testing.T, cert tls.Certificate, maxVersion uint16, ke
 		_ = ln.Close()
 		wg.Wait()
 	})
-	return ticketServer{addr: ln.Addr().String(), cfg: cfg}
+	return ln.Addr().String()
 }
 
 // ticketClient dials TLS servers with one session cache, as a browser

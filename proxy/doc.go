@@ -39,6 +39,23 @@
 // the bytes at hand), and closes a connection whose request body it did
 // not need (421, 503) instead of reading it.
 //
+// Requests that reach the proxy as HTTP/2 (net/http's server by ALPN or
+// h2c) take the same upstream side when their service is plain:
+// ServePlain (plain*.go) forwards a request described by a PlainRequest
+// (method, target, authority, fields, body) over the fast path's pooled
+// HTTP/1.1 upstream connections and relays the response to a
+// PlainResponse, with the same decision, endpoint choice, retries,
+// health reports, metrics, access log, forwarding fields and framing
+// checks, and no allocation of its own per request. ServeHTTP calls it
+// through an adapter for HTTP/2 requests; a frame-level HTTP/2 server can
+// call it for its streams without net/http. A body of unknown length is
+// read whole when it fits max_retry_body (then sent with Content-Length
+// and replayable), else streamed chunked and not retried after it
+// started. What ServePlain does not take (services that are not plain,
+// CONNECT, upgrades, Expect, gRPC, requests declaring trailers) goes
+// through ReverseProxy as before. Trailers of chunked upstream responses
+// reach HTTP/2 clients as trailers.
+//
 // The fast path's files hold the connection engine (sockets, buffers,
 // upstream pools, relaying bodies, hand-off to net/http). Every rule about
 // HTTP/1.1 bytes on the wire it applies lives in the codec package

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -495,7 +496,9 @@ func (fc *fconn) handoff(replay bool) {
 	_ = fc.c.SetDeadline(time.Time{}) // net/http sets its own
 	conn := fc.c
 	if replay {
-		h := &handedConn{Conn: fc.c, buf: bytes.Clone(fc.in.buffered()), slot: fc.slot}
+		h := &handedConn{Conn: fc.c, slot: fc.slot}
+		h.scr.init(fc.c, fc.in.buffered(), fc.tls == nil, fc.fs.srv.MaxHeaderBytes, fc.fs.readHeader)
+		h.scr.log, h.scr.peer = fc.fs.p.log, fc.peerIP
 		conn = h
 		if fc.tls != nil {
 			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
@@ -513,29 +516,29 @@ func (fc *fconn) handoff(replay bool) {
 }
 
 // handedConn is a connection handed to net/http mid-stream: it reads the
-// bytes the fast path had buffered before the rest.
+// bytes the fast path had buffered before the rest, all screened
+// (handed_screen.go).
 type handedConn struct {
 	net.Conn
-	buf  []byte
+	scr  screener
 	slot *connSlot
 }
 
 // Close closes the connection and gives its place in the connection
 // counts back.
 func (h *handedConn) Close() error {
+	if h.scr.cut.Load() {
+		lingerClose(h.Conn) // as the fast path closes after refusing a request
+	}
 	err := h.Conn.Close()
 	h.slot.release()
 	return err
 }
 
-func (h *handedConn) Read(p []byte) (int, error) {
-	if len(h.buf) > 0 {
-		n := copy(p, h.buf)
-		h.buf = h.buf[n:]
-		return n, nil
-	}
-	return h.Conn.Read(p)
-}
+func (h *handedConn) Read(p []byte) (int, error) { return h.scr.Read(p) }
+
+// connState is told of net/http's state changes of the connection.
+func (h *handedConn) connState(st http.ConnState) { h.scr.connState(st) }
 
 // CloseWrite half-closes the connection, so that net/http can close it
 // after an error without resetting it.

@@ -256,7 +256,7 @@ func TestFastTLS(t *testing.T) {
 // tlsListener returns a TLS listener on loopback for "example.com" (h2
 // and http/1.1), the harness tweak that gives its config to the server,
 // and the roots that trust its certificate.
-func tlsListener(t *testing.T) (net.Listener, func(*http.Server), *x509.CertPool) {
+func tlsListener(t testing.TB) (net.Listener, func(*http.Server), *x509.CertPool) {
 	t.Helper()
 	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	certSrv.EnableHTTP2 = true

@@ -123,6 +123,9 @@ func (p *Proxy) SetAccessLog(a *AccessLog) { p.access.Store(a) }
 // ServeHTTP steers one request: route by Host, decide the regions, forward
 // with retries and failover.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && p.servePlainHTTP(w, r) {
+		return // plain services' HTTP/2 requests go upstream as the fast path's do
+	}
 	tab := p.tab.Load()
 	if tab == nil {
 		plainError(w, http.StatusServiceUnavailable, "meridian: proxy not configured\n")
