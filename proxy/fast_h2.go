@@ -7,8 +7,10 @@ import (
 )
 
 // HTTP/2 connections, by ALPN or by prior knowledge (h2c), are served by
-// the frame-level engine of package h2, each stream through srv.Handler
-// (the proxy, or the wrapper around it) as net/http would call it. The
+// the frame-level engine of package h2. Requests of plain services go to
+// ServePlain straight from the stream (fast_h2_plain.go); the rest go
+// through srv.Handler (the proxy, or the wrapper around it) as net/http
+// would call it. The
 // connection stays on the fast path's goroutine, counted in the
 // connection limits, and shutdown sends GOAWAY and drains its streams.
 
@@ -19,7 +21,7 @@ var h2NetHTTP = false
 // h2Server is the listener's HTTP/2 engine, made on first use.
 func (fs *fastServer) h2Server() *h2.Server {
 	fs.h2once.Do(func() {
-		srv, next := fs.srv, fs.next
+		srv := fs.srv
 		maxStreams := uint32(maxConcurrentStreams)
 		if srv.HTTP2 != nil && srv.HTTP2.MaxConcurrentStreams > 0 {
 			maxStreams = uint32(srv.HTTP2.MaxConcurrentStreams)
@@ -29,7 +31,7 @@ func (fs *fastServer) h2Server() *h2.Server {
 			maxHeader = uint32(srv.MaxHeaderBytes)
 		}
 		fs.h2 = &h2.Server{
-			Handler:              func(s *h2.Stream) { h2.ServeHTTP(s, next) },
+			Handler:              fs.serveStream,
 			MaxConcurrentStreams: maxStreams,
 			MaxHeaderListSize:    maxHeader,
 			PrefaceTimeout:       fs.readHeader,
@@ -47,7 +49,7 @@ func (fc *fconn) serveH2(preread []byte) {
 		return // shutdown closed it first
 	}
 	_ = fc.c.SetDeadline(time.Time{}) // the engine sets its own
-	fc.fs.h2Server().ServeConn(fc.c, h2.ConnInfo{Remote: fc.c.RemoteAddr(), TLS: fc.tls, Preread: preread})
+	fc.fs.h2Server().ServeConn(fc.c, h2.ConnInfo{Remote: fc.c.RemoteAddr(), Peer: fc.peer, TLS: fc.tls, Preread: preread})
 }
 
 // isH2Preface reports whether b starts with the HTTP/2 client preface's

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -83,8 +84,9 @@ type Server struct {
 
 // ConnInfo is what a connection's streams learn of the client.
 type ConnInfo struct {
-	// Remote is the client's address.
+	// Remote is the client's address; Peer is its IP address, unmapped.
 	Remote net.Addr
+	Peer   netip.Addr
 	// TLS is the connection's TLS state, nil on cleartext.
 	TLS *tls.ConnectionState
 	// Preread are bytes already read from the connection: the client's

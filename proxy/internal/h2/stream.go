@@ -160,6 +160,13 @@ func (s *Stream) onReset(f func()) bool {
 	return true
 }
 
+// Gone reports whether the stream was reset or its connection closed.
+func (s *Stream) Gone() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.rst != nil || s.c.closed
+}
+
 // Err is why the stream ended early: ErrStreamReset or ErrConnClosed;
 // nil while it is open.
 func (s *Stream) Err() error {
