@@ -341,7 +341,7 @@ func (c *conn) openStream(s *Stream) error {
 	s.recvWin = c.streamWin
 	c.openLocked(s)
 	c.mu.Unlock()
-	go c.run(s)
+	c.srv.dispatch(s)
 	return nil
 }
 

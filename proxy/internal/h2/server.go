@@ -80,6 +80,35 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutting bool
+	// work hands streams to idle handler goroutines.
+	work chan *Stream
+}
+
+// workerIdle is how long a handler goroutine waits for another stream
+// before it ends. Reused goroutines keep the stack a handler grew.
+const workerIdle = 2 * time.Second
+
+// dispatch runs st's handler on an idle handler goroutine, or a new one.
+func (s *Server) dispatch(st *Stream) {
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+func (s *Server) worker(st *Stream) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		st.c.run(st)
+		t.Reset(workerIdle)
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // ConnInfo is what a connection's streams learn of the client.
@@ -121,6 +150,9 @@ func (s *Server) settings() {
 	}
 	if s.Log == nil {
 		s.Log = slog.Default()
+	}
+	if s.work == nil {
+		s.work = make(chan *Stream)
 	}
 }
 

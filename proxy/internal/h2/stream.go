@@ -217,9 +217,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		s.unacked = 0
 	}
 	c.creditConnLocked(int64(n))
-	if len(c.wbuf) > 0 {
-		c.flushLocked()
-	}
+	c.wakeLocked()
 	return n, nil
 }
 
@@ -341,7 +339,7 @@ func (s *Stream) Reset(code http2.ErrCode) {
 	c.dropLocked(s, ErrStreamReset)
 	if !c.closed {
 		c.wbuf = appendRSTStream(c.wbuf, s.id, code)
-		c.flushLocked()
+		c.wakeLocked()
 	}
 }
 
@@ -417,7 +415,7 @@ func (s *Stream) push(hb, data []byte, end, flush, interim bool) error {
 		return s.endLocked()
 	}
 	if flush {
-		c.flushLocked()
+		c.wakeLocked()
 	}
 	return nil
 }
@@ -433,10 +431,7 @@ func (s *Stream) waitLocked() error {
 		if s.sendWin > 0 && c.sendWin > 0 && len(c.wbuf) < maxWriteBuffer {
 			return nil
 		}
-		if !c.writing && len(c.wbuf) > 0 {
-			c.flushLocked() // what is queued may be what the client waits for
-			continue
-		}
+		c.wakeLocked() // what is queued may be what the client waits for
 		switch {
 		case len(c.wbuf) >= maxWriteBuffer:
 			c.drain.Wait()
@@ -464,6 +459,6 @@ func (s *Stream) endLocked() error {
 		c.dropLocked(s, ErrStreamReset)
 		s.rst = nil
 	}
-	c.flushLocked()
+	c.wakeLocked()
 	return nil
 }
