@@ -24,11 +24,11 @@ func (fs *fastServer) h2Server() *h2.Server {
 		srv := fs.srv
 		maxStreams := uint32(maxConcurrentStreams)
 		if srv.HTTP2 != nil && srv.HTTP2.MaxConcurrentStreams > 0 {
-			maxStreams = uint32(srv.HTTP2.MaxConcurrentStreams)
+			maxStreams = uint32(min(srv.HTTP2.MaxConcurrentStreams, 1<<20)) //nolint:gosec // G115: bounded, positive
 		}
 		maxHeader := uint32(MaxHeaderBytes)
 		if srv.MaxHeaderBytes > 0 {
-			maxHeader = uint32(srv.MaxHeaderBytes)
+			maxHeader = uint32(min(srv.MaxHeaderBytes, 1<<24)) //nolint:gosec // G115: bounded, positive
 		}
 		fs.h2 = &h2.Server{
 			Handler:              fs.serveStream,

@@ -461,7 +461,7 @@ func (c *conn) dropLocked(s *Stream, err error) {
 func (c *conn) creditConnLocked(n int64) {
 	c.recvUnacked += n
 	if c.recvUnacked >= c.connWin/2 && !c.closed {
-		c.wbuf = appendWindowUpdate(c.wbuf, 0, uint32(c.recvUnacked))
+		c.wbuf = appendWindowUpdate(c.wbuf, 0, uint32(c.recvUnacked)) //nolint:gosec // G115: at most the connection window
 		c.recvWin += c.recvUnacked
 		c.recvUnacked = 0
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,8 +81,10 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutting bool
-	// work hands streams to idle handler goroutines.
+	// work hands streams to idle handler goroutines; idle is closed (and
+	// replaced) when the last connection ends, which ends them.
 	work chan *Stream
+	idle atomic.Pointer[chan struct{}]
 }
 
 // workerIdle is how long a handler goroutine waits for another stream
@@ -101,11 +104,16 @@ func (s *Server) worker(st *Stream) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
+		// Loaded before the handler runs: its connection's end, which
+		// waits for it, closes this channel when it is the last one.
+		idle := *s.idle.Load()
 		st.c.run(st)
 		t.Reset(workerIdle)
 		select {
 		case st = <-s.work:
 		case <-t.C:
+			return
+		case <-idle:
 			return
 		}
 	}
@@ -153,6 +161,8 @@ func (s *Server) settings() {
 	}
 	if s.work == nil {
 		s.work = make(chan *Stream)
+		idle := make(chan struct{})
+		s.idle.Store(&idle)
 	}
 }
 
@@ -175,6 +185,10 @@ func (s *Server) ServeConn(c net.Conn, info ConnInfo) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, cn)
+		if len(s.conns) == 0 {
+			idle := make(chan struct{})
+			close(*s.idle.Swap(&idle)) // the idle handler goroutines end
+		}
 		s.mu.Unlock()
 		cn.release()
 	}()
