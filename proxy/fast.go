@@ -71,6 +71,9 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	})
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if h, ok := c.(interface{ connState(http.ConnState) }); ok {
+			h.connState(st) // a handed connection's screener follows it
+		}
 		if st == http.StateClosed {
 			if slot, ok := fs.slots.LoadAndDelete(c); ok {
 				slot.(*connSlot).release()

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -446,7 +447,13 @@ func (fc *fconn) handoff(replay bool) {
 	_ = fc.C.SetDeadline(time.Time{}) // net/http sets its own
 	conn := fc.C
 	if replay {
-		conn = fastpath.NewHandedConn(fc.C, bytes.Clone(fc.in.Buffered()), fc.slot, fc.tls)
+		h := &handedConn{Conn: fc.C, slot: fc.slot}
+		h.scr.init(fc.C, fc.in.Buffered(), fc.tls == nil, fc.fs.srv.MaxHeaderBytes, fc.fs.readHeader)
+		h.scr.log, h.scr.peer = fc.fs.p.log, fc.peerIP
+		conn = h
+		if fc.tls != nil {
+			conn = &handedTLSConn{handedConn: h, state: *fc.tls}
+		}
 	}
 	if !replay {
 		fc.fs.slots.Store(conn, fc.slot) // released when net/http reports it closed
@@ -458,3 +465,46 @@ func (fc *fconn) handoff(replay bool) {
 		}
 	}
 }
+
+// handedConn is a connection handed to net/http mid-stream: it reads the
+// bytes the fast path had buffered before the rest, all screened
+// (handed_screen.go).
+type handedConn struct {
+	net.Conn
+	scr  screener
+	slot *connSlot
+}
+
+// Close closes the connection and gives its place in the connection
+// counts back.
+func (h *handedConn) Close() error {
+	if h.scr.cut.Load() {
+		fastpath.LingerClose(h.Conn) // as the fast path closes after refusing a request
+	}
+	err := h.Conn.Close()
+	h.slot.release()
+	return err
+}
+
+func (h *handedConn) Read(p []byte) (int, error) { return h.scr.Read(p) }
+
+// connState is told of net/http's state changes of the connection.
+func (h *handedConn) connState(st http.ConnState) { h.scr.connState(st) }
+
+// CloseWrite half-closes the connection, so that net/http can close it
+// after an error without resetting it.
+func (h *handedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handedTLSConn is a handed TLS connection: net/http takes its
+// ConnectionState for Request.TLS.
+type handedTLSConn struct {
+	*handedConn
+	state tls.ConnectionState
+}
+
+func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }

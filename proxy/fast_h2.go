@@ -7,8 +7,10 @@ import (
 )
 
 // HTTP/2 connections, by ALPN or by prior knowledge (h2c), are served by
-// the frame-level engine of package h2, each stream through srv.Handler
-// (the proxy, or the wrapper around it) as net/http would call it. The
+// the frame-level engine of package h2. Requests of plain services go to
+// ServePlain straight from the stream (fast_h2_plain.go); the rest go
+// through srv.Handler (the proxy, or the wrapper around it) as net/http
+// would call it. The
 // connection stays on the fast path's goroutine, counted in the
 // connection limits, and shutdown sends GOAWAY and drains its streams.
 
@@ -19,17 +21,17 @@ var h2NetHTTP = false
 // h2Server is the listener's HTTP/2 engine, made on first use.
 func (fs *fastServer) h2Server() *h2.Server {
 	fs.h2once.Do(func() {
-		srv, next := fs.srv, fs.next
+		srv := fs.srv
 		maxStreams := uint32(maxConcurrentStreams)
 		if srv.HTTP2 != nil && srv.HTTP2.MaxConcurrentStreams > 0 {
-			maxStreams = uint32(srv.HTTP2.MaxConcurrentStreams)
+			maxStreams = uint32(min(srv.HTTP2.MaxConcurrentStreams, 1<<20)) //nolint:gosec // G115: bounded, positive
 		}
 		maxHeader := uint32(MaxHeaderBytes)
 		if srv.MaxHeaderBytes > 0 {
-			maxHeader = uint32(srv.MaxHeaderBytes)
+			maxHeader = uint32(min(srv.MaxHeaderBytes, 1<<24)) //nolint:gosec // G115: bounded, positive
 		}
 		fs.h2 = &h2.Server{
-			Handler:              func(s *h2.Stream) { h2.ServeHTTP(s, next) },
+			Handler:              fs.serveStream,
 			MaxConcurrentStreams: maxStreams,
 			MaxHeaderListSize:    maxHeader,
 			PrefaceTimeout:       fs.readHeader,
@@ -47,7 +49,7 @@ func (fc *fconn) serveH2(preread []byte) {
 		return // shutdown closed it first
 	}
 	_ = fc.C.SetDeadline(time.Time{}) // the engine sets its own
-	fc.fs.h2Server().ServeConn(fc.C, h2.ConnInfo{Remote: fc.C.RemoteAddr(), TLS: fc.tls, Preread: preread})
+	fc.fs.h2Server().ServeConn(fc.C, h2.ConnInfo{Remote: fc.C.RemoteAddr(), Peer: fc.peer, TLS: fc.tls, Preread: preread})
 }
 
 // isH2Preface reports whether b starts with the HTTP/2 client preface's

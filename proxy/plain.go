@@ -188,7 +188,7 @@ func (p *Proxy) ServePlain(rq *PlainRequest, w PlainResponse) bool {
 	}
 	pc := plainPool.Get().(*plainConn)
 	pc.p, pc.rq, pc.w = p, rq, w
-	pc.trip.Client.Done = w.Done()
+	pc.trip.Client.Watch = w
 	pc.trip.Out.P = w
 	if !pc.scan() {
 		pc.release()

@@ -61,64 +61,6 @@ func (h *Handoff) Deliver(c net.Conn) bool {
 	}
 }
 
-// Slot is a connection's place in the connection counts, given back once
-// whoever closes the connection.
-type Slot interface{ Release() }
-
-// HandedConn is a connection handed to net/http mid-stream: it reads the
-// bytes the fast path had buffered before the rest.
-type HandedConn struct {
-	net.Conn
-	buf  []byte
-	slot Slot
-}
-
-// NewHandedConn returns c, to be read from buffered first, that gives
-// slot back when closed. Under TLS, state is its connection state, which
-// net/http takes for Request.TLS.
-func NewHandedConn(c net.Conn, buffered []byte, slot Slot, state *tls.ConnectionState) net.Conn {
-	h := &HandedConn{Conn: c, buf: buffered, slot: slot}
-	if state != nil {
-		return &handedTLSConn{HandedConn: h, state: *state}
-	}
-	return h
-}
-
-// Close closes the connection and gives its place in the connection
-// counts back.
-func (h *HandedConn) Close() error {
-	err := h.Conn.Close()
-	h.slot.Release()
-	return err
-}
-
-func (h *HandedConn) Read(p []byte) (int, error) {
-	if len(h.buf) > 0 {
-		n := copy(p, h.buf)
-		h.buf = h.buf[n:]
-		return n, nil
-	}
-	return h.Conn.Read(p)
-}
-
-// CloseWrite half-closes the connection, so that net/http can close it
-// after an error without resetting it.
-func (h *HandedConn) CloseWrite() error {
-	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-// handedTLSConn is a handed TLS connection: net/http takes its
-// ConnectionState for Request.TLS.
-type handedTLSConn struct {
-	*HandedConn
-	state tls.ConnectionState
-}
-
-func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }
-
 // lingerDelay is how long a connection closed after an error answer keeps
 // reading what the client still sends, so that the close does not reset
 // the connection before the client has read the answer (net/http waits as

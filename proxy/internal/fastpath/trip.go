@@ -61,11 +61,12 @@ type Trip struct {
 }
 
 // Client is how a round trip learns that its client went away while the
-// upstream is still to answer: TCP is the client's socket, peeked at; Done
-// is closed when the client left. With neither it cannot know.
+// upstream is still to answer: TCP is the client's socket, peeked at;
+// Watch's Done channel is closed when the client left (asked each time: it
+// may change). With neither it cannot know.
 type Client struct {
-	TCP  syscall.RawConn
-	Done <-chan struct{}
+	TCP   syscall.RawConn
+	Watch interface{ Done() <-chan struct{} }
 }
 
 // Upstream is where an attempt goes: the endpoint's pool and URL, and the
@@ -225,7 +226,7 @@ func (t *Trip) readResponseHead(u *UpConn, deadline time.Time) error {
 // at deadline (zero: none): the next look at the client, when one can be
 // taken.
 func (t *Trip) nextCheck(deadline, now time.Time) time.Time {
-	if t.Client.TCP == nil && t.Client.Done == nil {
+	if t.Client.TCP == nil && (t.Client.Watch == nil || t.Client.Watch.Done() == nil) {
 		return deadline // no way to know
 	}
 	if c := now.Add(ClientCheckEvery); deadline.IsZero() || c.Before(deadline) {
@@ -267,8 +268,11 @@ func (t *Trip) ClientGone() bool {
 		})
 		return gone || err != nil
 	}
+	if t.Client.Watch == nil {
+		return false
+	}
 	select {
-	case <-t.Client.Done:
+	case <-t.Client.Watch.Done():
 		return true
 	default:
 		return false

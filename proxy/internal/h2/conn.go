@@ -269,6 +269,19 @@ func (c *conn) kick() {
 	}
 }
 
+// wakeLocked has the writer goroutine write what is queued, unless a
+// write is under way (it takes what is queued when it is done). Handlers
+// do not write themselves: responses that complete while the writer is
+// busy or waking go out in one write.
+func (c *conn) wakeLocked() {
+	if !c.writing && len(c.wbuf) > 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // flushLocked writes the buffer, and what is queued while it writes,
 // unless another goroutine is writing already (it takes what is queued).
 // It releases mu while it writes.
@@ -448,7 +461,7 @@ func (c *conn) dropLocked(s *Stream, err error) {
 func (c *conn) creditConnLocked(n int64) {
 	c.recvUnacked += n
 	if c.recvUnacked >= c.connWin/2 && !c.closed {
-		c.wbuf = appendWindowUpdate(c.wbuf, 0, uint32(c.recvUnacked))
+		c.wbuf = appendWindowUpdate(c.wbuf, 0, uint32(c.recvUnacked)) //nolint:gosec // G115: at most the connection window
 		c.recvWin += c.recvUnacked
 		c.recvUnacked = 0
 	}

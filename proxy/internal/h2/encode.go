@@ -14,6 +14,7 @@ const frameHeaderLen = 9
 
 // appendFrameHeader appends a frame header.
 func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
+	//nolint:gosec // G115: the bytes of a 24-bit length and a 31-bit id
 	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
 		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
 }
@@ -96,15 +97,15 @@ func appendData(b []byte, id uint32, p []byte, endStream bool) []byte {
 func appendHpackInt(b []byte, first byte, n uint, v uint64) []byte {
 	k := uint64(1)<<n - 1
 	if v < k {
-		return append(b, first|byte(v))
+		return append(b, first|byte(v)) //nolint:gosec // G115: v < 2^n ≤ 128
 	}
-	b = append(b, first|byte(k))
+	b = append(b, first|byte(k)) //nolint:gosec // G115: k < 128
 	v -= k
 	for v >= 128 {
-		b = append(b, byte(v&0x7f|0x80))
+		b = append(b, byte(v&0x7f|0x80)) //nolint:gosec // G115: masked to 7 bits
 		v >>= 7
 	}
-	return append(b, byte(v))
+	return append(b, byte(v)) //nolint:gosec // G115: v < 128
 }
 
 // text is what header names and values are given as.

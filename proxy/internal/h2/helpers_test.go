@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -12,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // testServer serves h2 on a loopback listener: cleartext (prior
@@ -86,15 +83,13 @@ func (ts *testServer) close() {
 
 // client is an x/net/http2 Transport to the server.
 func (ts *testServer) client() *http.Client {
-	tr := &http2.Transport{}
+	var protos http.Protocols
+	tr := &http.Transport{Protocols: &protos, DisableCompression: true}
 	if ts.tls != nil {
+		protos.SetHTTP2(true)
 		tr.TLSClientConfig = ts.tls
 	} else {
-		tr.AllowHTTP = true
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}
+		protos.SetUnencryptedHTTP2(true)
 	}
 	ts.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 20 * time.Second}

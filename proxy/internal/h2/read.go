@@ -341,7 +341,7 @@ func (c *conn) openStream(s *Stream) error {
 	s.recvWin = c.streamWin
 	c.openLocked(s)
 	c.mu.Unlock()
-	go c.run(s)
+	c.srv.dispatch(s)
 	return nil
 }
 
@@ -428,6 +428,7 @@ func (s *Stream) addRequestField(name, value string) {
 			s.bad = true
 			return
 		}
+		//nolint:gosec // G115: the header list is bounded far below 2^31
 		*p = span{set: true, vs: int32(len(s.raw)), ve: int32(len(s.raw) + len(value))}
 		s.raw = append(s.raw, value...)
 		return
@@ -457,6 +458,8 @@ func (s *Stream) addRequestField(name, value string) {
 	s.raw, s.fields = addField(s.raw, s.fields, name, value)
 }
 
+//
+//nolint:gosec // G115: the header list is bounded far below 2^31
 func addField(raw []byte, fields []span, name, value string) ([]byte, []span) {
 	sp := span{set: true, ns: int32(len(raw))}
 	raw = append(raw, name...)

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,12 +81,49 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutting bool
+	// work hands streams to idle handler goroutines; idle is closed (and
+	// replaced) when the last connection ends, which ends them.
+	work chan *Stream
+	idle atomic.Pointer[chan struct{}]
+}
+
+// workerIdle is how long a handler goroutine waits for another stream
+// before it ends. Reused goroutines keep the stack a handler grew.
+const workerIdle = 2 * time.Second
+
+// dispatch runs st's handler on an idle handler goroutine, or a new one.
+func (s *Server) dispatch(st *Stream) {
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+func (s *Server) worker(st *Stream) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		// Loaded before the handler runs: its connection's end, which
+		// waits for it, closes this channel when it is the last one.
+		idle := *s.idle.Load()
+		st.c.run(st)
+		t.Reset(workerIdle)
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		case <-idle:
+			return
+		}
+	}
 }
 
 // ConnInfo is what a connection's streams learn of the client.
 type ConnInfo struct {
-	// Remote is the client's address.
+	// Remote is the client's address; Peer is its IP address, unmapped.
 	Remote net.Addr
+	Peer   netip.Addr
 	// TLS is the connection's TLS state, nil on cleartext.
 	TLS *tls.ConnectionState
 	// Preread are bytes already read from the connection: the client's
@@ -120,6 +159,11 @@ func (s *Server) settings() {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	if s.work == nil {
+		s.work = make(chan *Stream)
+		idle := make(chan struct{})
+		s.idle.Store(&idle)
+	}
 }
 
 // ServeConn serves c, whose client chose HTTP/2, until it closes; it
@@ -141,6 +185,10 @@ func (s *Server) ServeConn(c net.Conn, info ConnInfo) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, cn)
+		if len(s.conns) == 0 {
+			idle := make(chan struct{})
+			close(*s.idle.Swap(&idle)) // the idle handler goroutines end
+		}
 		s.mu.Unlock()
 		cn.release()
 	}()

@@ -160,6 +160,13 @@ func (s *Stream) onReset(f func()) bool {
 	return true
 }
 
+// Gone reports whether the stream was reset or its connection closed.
+func (s *Stream) Gone() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.rst != nil || s.c.closed
+}
+
 // Err is why the stream ended early: ErrStreamReset or ErrConnClosed;
 // nil while it is open.
 func (s *Stream) Err() error {
@@ -181,7 +188,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if s.continue100 {
 		s.continue100 = false
 		var b [4]byte
-		s.push(appendStatus(b[:0], 100), nil, false, true, true)
+		_ = s.push(appendStatus(b[:0], 100), nil, false, true, true) // a reset shows in the read
 	}
 	c := s.c
 	c.mu.Lock()
@@ -205,14 +212,12 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 	s.unacked += int64(n)
 	if !s.remoteClosed && s.unacked >= c.streamWin/2 {
-		c.wbuf = appendWindowUpdate(c.wbuf, s.id, uint32(s.unacked))
+		c.wbuf = appendWindowUpdate(c.wbuf, s.id, uint32(s.unacked)) //nolint:gosec // G115: at most the stream window
 		s.recvWin += s.unacked
 		s.unacked = 0
 	}
 	c.creditConnLocked(int64(n))
-	if len(c.wbuf) > 0 {
-		c.flushLocked()
-	}
+	c.wakeLocked()
 	return n, nil
 }
 
@@ -334,7 +339,7 @@ func (s *Stream) Reset(code http2.ErrCode) {
 	c.dropLocked(s, ErrStreamReset)
 	if !c.closed {
 		c.wbuf = appendRSTStream(c.wbuf, s.id, code)
-		c.flushLocked()
+		c.wakeLocked()
 	}
 }
 
@@ -410,7 +415,7 @@ func (s *Stream) push(hb, data []byte, end, flush, interim bool) error {
 		return s.endLocked()
 	}
 	if flush {
-		c.flushLocked()
+		c.wakeLocked()
 	}
 	return nil
 }
@@ -426,10 +431,7 @@ func (s *Stream) waitLocked() error {
 		if s.sendWin > 0 && c.sendWin > 0 && len(c.wbuf) < maxWriteBuffer {
 			return nil
 		}
-		if !c.writing && len(c.wbuf) > 0 {
-			c.flushLocked() // what is queued may be what the client waits for
-			continue
-		}
+		c.wakeLocked() // what is queued may be what the client waits for
 		switch {
 		case len(c.wbuf) >= maxWriteBuffer:
 			c.drain.Wait()
@@ -457,6 +459,6 @@ func (s *Stream) endLocked() error {
 		c.dropLocked(s, ErrStreamReset)
 		s.rst = nil
 	}
-	c.flushLocked()
+	c.wakeLocked()
 	return nil
 }
