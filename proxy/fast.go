@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +60,10 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	if fs.idle <= 0 {
 		fs.idle = IdleTimeout
 	}
+	eng := fs.eng
+	eng.ReadHeader, eng.Idle = fs.readHeader, fs.idle
+	eng.Busy, eng.BusyIdle = &p.conns.busy, p.conns.lim.BusyIdleTimeout
+	eng.Route, eng.HandOff, eng.ServeH2, eng.H2NetHTTP = fs.route, fs.handoff, fs.serveH2, h2NetHTTP
 	if !p.serving.add(fs) {
 		_ = ln.Close() // Shutdown came first
 		return http.ErrServerClosed
@@ -90,7 +93,7 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 		_ = fs.hand.Close() // net/http stopped: so does the fast path
 		slow <- err
 	}()
-	err := fastpath.Accept(fs.eng, fs.admit, fs.serveConn)
+	err := fastpath.Accept(fs.eng, fs.admit, fs.eng.ServeConn)
 	_ = fs.hand.Close()
 	serr := <-slow
 	fs.eng.Shutdown() // when srv was shut down or closed on its own
@@ -112,7 +115,7 @@ type fastServer struct {
 	idle       time.Duration
 	// slots are the places in the connection counts of connections
 	// handed to net/http as they are (h2 by ALPN), released when net/http
-	// reports them closed; the others are released by fastpath.HandedConn.Close.
+	// reports them closed; the others are released by handedConn.Close.
 	slots sync.Map // net.Conn → *connSlot
 	// h2 serves the HTTP/2 connections (fast_h2.go).
 	h2once sync.Once
@@ -123,40 +126,13 @@ type fastServer struct {
 
 // admit takes a connection within the connection limits; one over a
 // limit is closed (and counted), with nothing to tell the client.
-func (fs *fastServer) admit(c net.Conn) (*connSlot, bool) {
+func (fs *fastServer) admit(c net.Conn) (fastpath.Slot, bool) {
 	src := sourceKey(c.RemoteAddr())
 	if !fs.p.conns.acquire(src) {
 		_ = c.Close()
 		return nil, false
 	}
 	return &connSlot{l: fs.p.conns, src: src}, true
-}
-
-// serveConn runs one client connection.
-func (fs *fastServer) serveConn(c net.Conn, slot *connSlot) {
-	fc := newFconn(fs, c)
-	if !fs.eng.Track(&fc.Conn) {
-		_ = c.Close() // shutting down
-		slot.release()
-		fc.release()
-		return
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			_ = c.Close() // its state is unknown
-			slot.release()
-			fs.eng.Untrack(&fc.Conn)
-		}
-	}()
-	fc.slot = slot
-	handed := fc.serve()
-	fs.eng.Untrack(&fc.Conn)
-	if !handed {
-		_ = c.Close() // done with it; an error changes nothing
-		slot.release()
-	}
-	fc.release()
 }
 
 // shortenIdle moves the deadline of every idle connection to the busy idle

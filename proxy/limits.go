@@ -170,6 +170,9 @@ type connSlot struct {
 	done atomic.Bool
 }
 
+// Release gives the slot back (fastpath.Slot).
+func (s *connSlot) Release() { s.release() }
+
 func (s *connSlot) release() {
 	if s != nil && s.done.CompareAndSwap(false, true) {
 		s.l.release(s.src)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-edge/meridian/policy"
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -69,13 +70,13 @@ func writeUnavailable(w http.ResponseWriter, ex *exchange) {
 
 // unavailable is writeUnavailable on the fast path: n bytes of request
 // head are consumed when the answer is buffered.
-func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
+func (fs *fastServer) unavailable(fc *fastpath.Conn, ex *exchange, n int, closing bool) fastpath.Action {
 	ex.code = http.StatusServiceUnavailable
 	if n > 0 {
-		fc.in.Consume(n)
+		fc.In.Consume(n)
 	}
-	_ = fc.C.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
-	b := h1.AppendStatus(fc.wire[:0], http.StatusServiceUnavailable)
+	_ = fc.C.SetWriteDeadline(time.Now().Add(fs.idle)) // failing, the write fails too
+	b := h1.AppendStatus(fc.Wire[:0], http.StatusServiceUnavailable)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nRetry-After: "...)
 	b = strconv.AppendInt(b, writeRetryAfter, 10)
 	b = append(b, "\r\n"...)
@@ -93,9 +94,9 @@ func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, writeUnavailableMsg...)
-	fc.wire = b
-	if _, err := fc.bw.Write(b); err != nil || closing {
-		return doClose
+	fc.Wire = b
+	if _, err := fc.BW.Write(b); err != nil || closing {
+		return fastpath.DoClose
 	}
-	return doNext
+	return fastpath.DoNext
 }

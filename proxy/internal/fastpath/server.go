@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +19,25 @@ import (
 type Server struct {
 	ln  net.Listener
 	log *slog.Logger
+
+	// ReadHeader bounds the wait for a request head (and a TLS
+	// handshake); Idle the wait for the next request, BusyIdle instead
+	// while Busy is set (nil: never).
+	ReadHeader, Idle, BusyIdle time.Duration
+	Busy                       *atomic.Bool
+
+	// The owner's hooks, bound once. Route serves the request whose head,
+	// parsed into c.Rq, is the first n bytes of c.In: it is called once
+	// per request, and is the only call per request from the engine to
+	// its owner. HandOff gives the connection to net/http (the request in
+	// c.In first when replay is set); ServeH2 serves it as HTTP/2,
+	// preread being its bytes already read. H2NetHTTP hands HTTP/2
+	// connections to net/http instead.
+	Route     func(c *Conn, n int) Action
+	HandOff   func(c *Conn, replay bool)
+	ServeH2   func(c *Conn, preread []byte)
+	H2NetHTTP bool
+
 	// OnShutdown and OnClose, when set, are called by Shutdown and
 	// CloseAll for what the owner serves beside the tracked connections.
 	OnShutdown, OnClose func()
@@ -60,6 +80,46 @@ func Accept[S any](s *Server, admit func(net.Conn) (S, bool), serve func(net.Con
 		go serve(c, slot)
 	}
 }
+
+// Slot is a connection's place in the connection counts, given back once
+// whoever closes the connection.
+type Slot interface{ Release() }
+
+// ServeConn serves the client connection c, which holds slot, until it
+// closes or is handed to net/http.
+func (s *Server) ServeConn(c net.Conn, slot Slot) {
+	fc := s.newConn(c)
+	if !s.Track(fc) {
+		_ = c.Close() // shutting down
+		slot.Release()
+		fc.release()
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
+			_ = c.Close() // its state is unknown
+			slot.Release()
+			s.Untrack(fc)
+		}
+	}()
+	fc.Slot = slot
+	handed := fc.serve()
+	s.Untrack(fc)
+	if !handed {
+		_ = c.Close() // done with it; an error changes nothing
+		slot.Release()
+	}
+	fc.release()
+}
+
+// isH2Preface reports whether b starts with the HTTP/2 client preface's
+// first line, as a cleartext connection by prior knowledge does.
+func (s *Server) isH2Preface(b []byte) bool {
+	return !s.H2NetHTTP && len(b) >= len(h2PrefaceLine) && string(b[:len(h2PrefaceLine)]) == h2PrefaceLine
+}
+
+const h2PrefaceLine = "PRI * HTTP/2.0\r\n\r\n"
 
 // Shutting reports whether the server is shutting down: a connection
 // must close once its response is done.
@@ -142,18 +202,6 @@ func (s *Server) ShortenIdle(d time.Duration) {
 	}
 }
 
-// Conn is what the engine knows of a client connection: the connection,
-// and whether it waits idle for a request. Only its own goroutine
-// touches it, but for the state, which Shutdown and ShortenIdle read.
-type Conn struct {
-	C   net.Conn
-	srv *Server
-	// idleSince is when the connection last went idle (Unix nanoseconds),
-	// for ShortenIdle.
-	state     atomic.Int32
-	idleSince atomic.Int64
-}
-
 // Connection states, for Shutdown and ShortenIdle.
 const (
 	connIdle       int32 = iota // waiting for a request: shutdown closes it
@@ -162,25 +210,18 @@ const (
 	connShortening              // idle, its deadline being shortened
 )
 
-// Reset makes c the idle connection nc of srv (nil, nil: none).
-func (c *Conn) Reset(srv *Server, nc net.Conn) {
-	c.srv, c.C = srv, nc
-	c.state.Store(connIdle)
-	c.idleSince.Store(0)
-}
-
 // Active reports whether a request is in progress.
-func (c *Conn) Active() bool { return c.state.Load() == connActive }
+func (fc *Conn) Active() bool { return fc.state.Load() == connActive }
 
 // SetActive marks a request in progress; false when shutdown closed the
 // connection first. It waits for a ShortenIdle under way to finish, so
 // that the deadlines the request sets are not overwritten.
-func (c *Conn) SetActive() bool {
+func (fc *Conn) SetActive() bool {
 	for {
-		if c.state.CompareAndSwap(connIdle, connActive) {
+		if fc.state.CompareAndSwap(connIdle, connActive) {
 			return true
 		}
-		if c.state.Load() != connShortening {
+		if fc.state.Load() != connShortening {
 			return false
 		}
 		runtime.Gosched()
@@ -189,13 +230,13 @@ func (c *Conn) SetActive() bool {
 
 // SetIdle marks the connection idle since now; false when the server is
 // shutting down, and the connection must close.
-func (c *Conn) SetIdle(now time.Time) bool {
-	c.idleSince.Store(now.UnixNano()) // before the state: ShortenIdle reads it
-	c.state.Store(connIdle)
-	return !c.srv.shutting.Load()
+func (fc *Conn) SetIdle(now time.Time) bool {
+	fc.idleSince.Store(now.UnixNano()) // before the state: ShortenIdle reads it
+	fc.state.Store(connIdle)
+	return !fc.srv.shutting.Load()
 }
 
 // SetWaitDeadline sets the deadline of the wait for the next bytes.
-func (c *Conn) SetWaitDeadline(t time.Time) {
-	_ = c.C.SetReadDeadline(t) // failing, the wait fails too
+func (fc *Conn) SetWaitDeadline(t time.Time) {
+	_ = fc.C.SetReadDeadline(t) // failing, the wait fails too
 }

@@ -1,7 +1,6 @@
-package proxy
+package fastpath
 
 import (
-	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -12,18 +11,18 @@ import (
 // anything, the fast path or net/http, acts on them.
 
 // discardOutput drops what is buffered for the client.
-func (fc *fconn) discardOutput() {
+func (fc *Conn) discardOutput() {
 	if fc.sw.Active() {
-		fc.bw.Reset(&fc.sw)
+		fc.BW.Reset(&fc.sw)
 	} else {
-		fc.bw.Reset(fc.C)
+		fc.BW.Reset(fc.C)
 	}
 }
 
 // screen screens the request head at the start of the buffer before the
 // connection is handed to net/http.
-func (fc *fconn) screen() h1.Framing {
-	b := fc.in.Buffered()
+func (fc *Conn) screen() h1.Framing {
+	b := fc.In.Buffered()
 	n := h1.HeadEnd(b, 0)
 	if n < 0 {
 		return h1.FramingOK // a head too large for the buffer: net/http answers 431
@@ -33,11 +32,11 @@ func (fc *fconn) screen() h1.Framing {
 
 // refuse answers a request whose framing is refused with 400 and closes:
 // the bytes after its head cannot be told apart from a next request.
-func (fc *fconn) refuse(why h1.Framing) action {
-	fc.fs.p.log.Debug("request refused", "peer", fc.peerIP, "reason", why.String())
+func (fc *Conn) refuse(why h1.Framing) Action {
+	fc.srv.log.Debug("request refused", "peer", fc.PeerIP, "reason", why.String())
 	msg := "meridian: " + why.String() + "\n"
-	if fc.writePlain(400, []byte(msg), nil, true) == nil && fc.bw.Flush() == nil {
-		fastpath.LingerClose(fc.C)
+	if fc.WritePlain(400, []byte(msg), "", true) == nil && fc.BW.Flush() == nil {
+		LingerClose(fc.C)
 	}
-	return doClose
+	return DoClose
 }
