@@ -3,11 +3,9 @@ package proxy
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/meridian-edge/meridian/policy"
 	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
-	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
 // Single-writer routing (SPEC section 10): a request whose method is one
@@ -75,27 +73,11 @@ func (fs *fastServer) unavailable(fc *fastpath.Conn, ex *exchange, n int, closin
 	if n > 0 {
 		fc.In.Consume(n)
 	}
-	_ = fc.C.SetWriteDeadline(time.Now().Add(fs.idle)) // failing, the write fails too
-	b := h1.AppendStatus(fc.Wire[:0], http.StatusServiceUnavailable)
-	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nRetry-After: "...)
-	b = strconv.AppendInt(b, writeRetryAfter, 10)
-	b = append(b, "\r\n"...)
+	region := ""
 	if ex.ep != nil {
-		b = append(b, "X-Meridian-Region: "...)
-		b = append(b, ex.ep.region.name...)
-		b = append(b, "\r\n"...)
+		region = ex.ep.region.name
 	}
-	b = h1.AppendDate(b)
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(writeUnavailableMsg)), 10)
-	b = append(b, "\r\n"...)
-	if closing {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, "\r\n"...)
-	b = append(b, writeUnavailableMsg...)
-	fc.Wire = b
-	if _, err := fc.BW.Write(b); err != nil || closing {
+	if err := fc.WriteRetryAfter(http.StatusServiceUnavailable, writeUnavailableMsg, writeRetryAfter, region, closing); err != nil || closing {
 		return fastpath.DoClose
 	}
 	return fastpath.DoNext

@@ -394,9 +394,20 @@ func (fc *Conn) handle(n int) Action {
 // server and the proxy's plainError give it; region, when not empty,
 // names the region in X-Meridian-Region.
 func (fc *Conn) WritePlain(code int, msg []byte, region string, closing bool) error {
+	return fc.WriteRetryAfter(code, msg, -1, region, closing)
+}
+
+// WriteRetryAfter is WritePlain with a Retry-After field of retryAfter
+// seconds (none when negative).
+func (fc *Conn) WriteRetryAfter(code int, msg []byte, retryAfter int, region string, closing bool) error {
 	_ = fc.C.SetWriteDeadline(time.Now().Add(fc.srv.Idle)) // failing, the write fails too
 	b := h1.AppendStatus(fc.Wire[:0], code)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+	if retryAfter >= 0 {
+		b = append(b, "Retry-After: "...)
+		b = strconv.AppendInt(b, int64(retryAfter), 10)
+		b = append(b, "\r\n"...)
+	}
 	if region != "" {
 		b = append(b, "X-Meridian-Region: "...)
 		b = append(b, region...)

@@ -196,9 +196,9 @@ func (t *Trip) relayUntilClose(u *UpConn, deadline time.Time) error {
 		if err := s.Flush(); err != nil {
 			return err
 		}
-		switch err := t.Fill(u, deadline); {
-		case err == nil:
-		case err == io.EOF:
+		switch err := t.Fill(u, deadline); err {
+		case nil:
+		case io.EOF:
 			if s.W != nil {
 				_, err = s.W.WriteString("0\r\n\r\n")
 				return err
