@@ -63,7 +63,8 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	eng := fs.eng
 	eng.ReadHeader, eng.Idle = fs.readHeader, fs.idle
 	eng.Busy, eng.BusyIdle = &p.conns.busy, p.conns.lim.BusyIdleTimeout
-	eng.Route, eng.HandOff, eng.ServeH2, eng.H2NetHTTP = fs.route, fs.handoff, fs.serveH2, h2NetHTTP
+	eng.Route, eng.ServeH2, eng.H2NetHTTP = fs.route, fs.serveH2, h2NetHTTP
+	eng.MaxHeaderBytes = srv.MaxHeaderBytes
 	if !p.serving.add(fs) {
 		_ = ln.Close() // Shutdown came first
 		return http.ErrServerClosed
@@ -72,16 +73,10 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	fs.hand = fastpath.NewHandoff(ln.Addr(), func() {
 		_ = ln.Close() // the accept loop ends with it
 	})
+	eng.Hand = fs.hand
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		if h, ok := c.(interface{ connState(http.ConnState) }); ok {
-			h.connState(st) // a handed connection's screener follows it
-		}
-		if st == http.StateClosed {
-			if slot, ok := fs.slots.LoadAndDelete(c); ok {
-				slot.(*connSlot).release()
-			}
-		}
+		eng.ConnState(c, st)
 		if prev != nil {
 			prev(c, st)
 		}
@@ -113,10 +108,6 @@ type fastServer struct {
 	direct     bool              // next is the proxy itself
 	readHeader time.Duration
 	idle       time.Duration
-	// slots are the places in the connection counts of connections
-	// handed to net/http as they are (h2 by ALPN), released when net/http
-	// reports them closed; the others are released by handedConn.Close.
-	slots sync.Map // net.Conn → *connSlot
 	// h2 serves the HTTP/2 connections (fast_h2.go).
 	h2once sync.Once
 	h2     *h2.Server

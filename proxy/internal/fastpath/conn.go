@@ -144,7 +144,7 @@ func (fc *Conn) serve() (handed bool) {
 			return false
 		}
 		if h2 && fc.srv.H2NetHTTP {
-			fc.srv.HandOff(fc, false)
+			fc.handOff(false)
 			return true
 		}
 		if h2 {
@@ -165,7 +165,7 @@ func (fc *Conn) serve() (handed bool) {
 				fc.refuse(why)
 				return false
 			}
-			fc.srv.HandOff(fc, true)
+			fc.handOff(true)
 			return true
 		}
 	}

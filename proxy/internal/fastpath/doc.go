@@ -13,9 +13,11 @@
 //     tracks, shuts down (Shutdown, CloseAll, Drained) and shortens the
 //     idle wait of (ShortenIdle) one listener's connections; ServeConn
 //     runs one. Its hooks, bound once by the proxy: Route for each
-//     request parsed, HandOff for a connection given to net/http, ServeH2
-//     for an HTTP/2 one. Handoff (handoff.go) is the net.Listener the
-//     *http.Server serves.
+//     request parsed, ServeH2 for an HTTP/2 connection.
+//   - Handoff (handoff.go) is the net.Listener the *http.Server serves:
+//     a connection the fast path does not take goes there with the bytes
+//     already read, and every later request on it is screened with the
+//     fast path's framing rules on its way to net/http (screener.go).
 //   - Conn (conn.go) is a client connection: its read loop (from inside
 //     raw reads of the socket after the first request, so that no read is
 //     tried that is bound to fail), the parsed request (Rq), the wire sent

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -58,6 +59,90 @@ func (h *Handoff) Deliver(c net.Conn) bool {
 	case <-h.done:
 		_ = c.Close() // nobody will serve it
 		return false
+	}
+}
+
+// handoff gives the connection to net/http: the bytes already read are
+// replayed first when replay is set.
+func (fc *Conn) handOff(replay bool) {
+	_ = fc.C.SetDeadline(time.Time{}) // net/http sets its own
+	conn := fc.C
+	if replay {
+		h := &handedConn{Conn: fc.C, slot: fc.Slot}
+		h.scr.init(fc.C, fc.In.Buffered(), fc.TLS == nil, fc.srv.MaxHeaderBytes, fc.srv.ReadHeader)
+		h.scr.log, h.scr.peer = fc.srv.log, fc.PeerIP
+		conn = h
+		if fc.TLS != nil {
+			conn = &handedTLSConn{handedConn: h, state: *fc.TLS}
+		}
+	}
+	if !replay {
+		fc.srv.slots.Store(conn, fc.Slot) // released when net/http reports it closed
+	}
+	fc.In.R, fc.In.W = 0, 0
+	if !fc.srv.Hand.Deliver(conn) && !replay {
+		if slot, ok := fc.srv.slots.LoadAndDelete(conn); ok {
+			slot.(Slot).Release() // closed by deliver
+		}
+	}
+}
+
+// handedConn is a connection handed to net/http mid-stream: it reads the
+// bytes the fast path had buffered before the rest, all screened
+// (handed_screen.go).
+type handedConn struct {
+	net.Conn
+	scr  screener
+	slot Slot
+}
+
+// Close closes the connection and gives its place in the connection
+// counts back.
+func (h *handedConn) Close() error {
+	if h.scr.cut.Load() {
+		LingerClose(h.Conn) // as the fast path closes after refusing a request
+	}
+	err := h.Conn.Close()
+	h.slot.Release()
+	return err
+}
+
+func (h *handedConn) Read(p []byte) (int, error) { return h.scr.Read(p) }
+
+// connState is told of net/http's state changes of the connection.
+func (h *handedConn) connState(st http.ConnState) { h.scr.connState(st) }
+
+// CloseWrite half-closes the connection, so that net/http can close it
+// after an error without resetting it.
+func (h *handedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handedTLSConn is a handed TLS connection: net/http takes its
+// ConnectionState for Request.TLS.
+type handedTLSConn struct {
+	*handedConn
+	state tls.ConnectionState
+}
+
+func (h *handedTLSConn) ConnectionState() tls.ConnectionState { return h.state }
+
+var _ net.Conn = (*handedConn)(nil)
+
+// ConnState is to be called by the *http.Server's ConnState hook: a
+// handed connection's screener follows net/http's state changes, and a
+// connection handed as it is gives its slot back once net/http closed it.
+func (s *Server) ConnState(c net.Conn, st http.ConnState) {
+	if h, ok := c.(interface{ connState(http.ConnState) }); ok {
+		h.connState(st) // a handed connection's screener follows it
+	}
+	if st == http.StateClosed {
+		if slot, ok := s.slots.LoadAndDelete(c); ok {
+			slot.(Slot).Release()
+		}
 	}
 }
 

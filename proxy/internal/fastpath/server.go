@@ -29,14 +29,21 @@ type Server struct {
 	// The owner's hooks, bound once. Route serves the request whose head,
 	// parsed into c.Rq, is the first n bytes of c.In: it is called once
 	// per request, and is the only call per request from the engine to
-	// its owner. HandOff gives the connection to net/http (the request in
-	// c.In first when replay is set); ServeH2 serves it as HTTP/2,
-	// preread being its bytes already read. H2NetHTTP hands HTTP/2
-	// connections to net/http instead.
+	// its owner. ServeH2 serves a connection as HTTP/2, preread being its
+	// bytes already read. H2NetHTTP hands HTTP/2 connections to net/http
+	// instead.
 	Route     func(c *Conn, n int) Action
-	HandOff   func(c *Conn, replay bool)
 	ServeH2   func(c *Conn, preread []byte)
 	H2NetHTTP bool
+
+	// Hand is the listener net/http serves; MaxHeaderBytes is its
+	// server's, for screening what is handed to it. slots are the places
+	// in the connection counts of connections handed to net/http as they
+	// are (h2 by ALPN), given back when net/http reports them closed
+	// (ConnState); the others are given back by handedConn.Close.
+	Hand           *Handoff
+	MaxHeaderBytes int
+	slots          sync.Map // net.Conn → Slot
 
 	// OnShutdown and OnClose, when set, are called by Shutdown and
 	// CloseAll for what the owner serves beside the tracked connections.
