@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/meridian-edge/meridian/health"
@@ -42,22 +43,12 @@ func (fs *fastServer) exchange(fc *fastpath.Conn, ex *exchange, n int) fastpath.
 	rq, svc := &fc.Rq, ex.svc
 	whole := time.Now().Add(svc.timeout)
 
-	ex.trusted = svc.trusts(fc.Peer)
-	ex.idem = rq.Method.Idempotent() || rq.IdemKey
-	ex.write = svc.isWriteBytes(rq.MethodName)
-	ex.client = fc.Peer
-	if ex.trusted && rq.XFF {
+	if ex.note(fc.Peer, rq.Method.Idempotent() || rq.IdemKey, rq.MethodName) && rq.XFF {
 		var vals [4]string
 		ex.client = svc.clientFromXFF(fc.Peer, rq.Values(vals[:0], h1.KindXFF))
 	}
-	ex.decide(nil) // sticky cookies never take the fast path
+	ex.begin() // sticky cookies never take the fast path
 	closing := rq.Conn.Close
-	if !ex.d.NoData {
-		if ex.d.FailOpen && svc.failOpen != nil {
-			svc.failOpen.Inc()
-		}
-		ex.ep = ex.next()
-	}
 	if ex.write && (ex.d.NoData || ex.all) {
 		return fs.unavailable(fc, ex, n, closing || rq.CLen > 0)
 	}
@@ -199,4 +190,29 @@ func upstreamOf(ex *exchange) fastpath.Upstream {
 func (fs *fastServer) respond(fc *fastpath.Conn, ex *exchange, u *fastpath.UpConn, head bool, whole time.Time, closing bool) fastpath.Action {
 	ex.code = fc.Trip.Resp.Code
 	return fc.Respond(u, &ex.ep.st.fast, ex.ep.region.name, head, whole, closing)
+}
+
+// note records what the exchange needs of its request: the peer, whether
+// the request may be repeated once it reached an upstream, and whether
+// its method is a write. It reports whether the peer is a trusted proxy,
+// whose X-Forwarded-For then names the client (ex.client).
+func (ex *exchange) note(peer netip.Addr, idem bool, method []byte) (trusted bool) {
+	svc := ex.svc
+	ex.trusted = svc.trusts(peer)
+	ex.idem = idem
+	ex.write = svc.isWriteBytes(method)
+	ex.client = peer
+	return ex.trusted
+}
+
+// begin decides which regions may serve the request and picks its first
+// endpoint, as ServeHTTP does for a request without a sticky cookie.
+func (ex *exchange) begin() {
+	ex.decide(nil)
+	if !ex.d.NoData {
+		if ex.d.FailOpen && ex.svc.failOpen != nil {
+			ex.svc.failOpen.Inc()
+		}
+		ex.ep = ex.next()
+	}
 }

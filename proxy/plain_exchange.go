@@ -11,28 +11,18 @@ import (
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
-// serve runs ServePlain's exchange, as fconn.exchange runs the fast
+// serve runs ServePlain's exchange, as fastServer.exchange runs the fast
 // path's: decision, endpoint, body, attempts with retries and failover,
 // then the response.
 func (pc *plainConn) serve() {
 	ex, rq := pc.ex, pc.rq
 	svc := ex.svc
 	whole := time.Now().Add(svc.timeout)
-	ex.trusted = svc.trusts(rq.Peer)
-	ex.idem = pc.m.Idempotent() || pc.idemKey
-	ex.write = svc.isWriteBytes(rq.Method)
-	ex.client = rq.Peer
-	if ex.trusted && pc.xff {
+	if ex.note(rq.Peer, pc.m.Idempotent() || pc.idemKey, rq.Method) && pc.xff {
 		var vals [4]string
 		ex.client = svc.clientFromXFF(rq.Peer, pc.values(vals[:0], h1.KindXFF))
 	}
-	ex.decide(nil) // sticky cookies never come here
-	if !ex.d.NoData {
-		if ex.d.FailOpen && svc.failOpen != nil {
-			svc.failOpen.Inc()
-		}
-		ex.ep = ex.next()
-	}
+	ex.begin() // sticky cookies never come here
 	switch {
 	case ex.write && (ex.d.NoData || ex.all):
 		ex.code = http.StatusServiceUnavailable

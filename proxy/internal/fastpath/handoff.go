@@ -89,7 +89,7 @@ func (fc *Conn) handOff(replay bool) {
 
 // handedConn is a connection handed to net/http mid-stream: it reads the
 // bytes the fast path had buffered before the rest, all screened
-// (handed_screen.go).
+// (screener.go).
 type handedConn struct {
 	net.Conn
 	scr  screener
