@@ -122,7 +122,7 @@ func BenchmarkEngineH2Load(b *testing.B) {
 			case "nethttp":
 				var protos http.Protocols
 				protos.SetUnencryptedHTTP2(true)
-				hs := &http.Server{Handler: hf, Protocols: &protos, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 250}}
+				hs := &http.Server{Handler: hf, Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 250}}
 				go func() { _ = hs.Serve(ln) }()
 				defer hs.Close()
 			}
