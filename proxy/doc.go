@@ -19,7 +19,9 @@
 // parsing heads in place and forwarding over pooled keep-alive upstream
 // connections, with no allocation per request, through the same
 // decision, endpoint choice, retry, health-report and metrics code as
-// ServeHTTP. Whatever it does not take (HTTP/2, HTTP/1.0, upgrades,
+// ServeHTTP. HTTP/2 connections (ALPN or h2c) it serves with the
+// frame-level engine of proxy/internal/h2 (fast_h2.go). Whatever else it
+// does not take (HTTP/1.0, upgrades,
 // Expect, chunked or larger-than-max_retry_body request bodies, sticky
 // cookies, heads that do not parse cleanly or exceed 8 KiB) it hands, with
 // the bytes already read, to the *http.Server, which keeps the connection.
@@ -39,16 +41,17 @@
 // the bytes at hand), and closes a connection whose request body it did
 // not need (421, 503) instead of reading it.
 //
-// Requests that reach the proxy as HTTP/2 (net/http's server by ALPN or
-// h2c) take the same upstream side when their service is plain:
+// Requests that reach the proxy as HTTP/2 (the h2 engine, or net/http's
+// server where Serve is not used) take the same upstream side when their
+// service is plain:
 // ServePlain (plain*.go) forwards a request described by a PlainRequest
 // (method, target, authority, fields, body) over the fast path's pooled
 // HTTP/1.1 upstream connections and relays the response to a
 // PlainResponse, with the same decision, endpoint choice, retries,
 // health reports, metrics, access log, forwarding fields and framing
-// checks, and no allocation of its own per request. ServeHTTP calls it
-// through an adapter for HTTP/2 requests; a frame-level HTTP/2 server can
-// call it for its streams without net/http. A body of unknown length is
+// checks, and no allocation of its own per request. The h2 engine's
+// streams call it directly (fast_h2_plain.go); ServeHTTP calls it through
+// an adapter for HTTP/2 requests net/http's server received. A body of unknown length is
 // read whole when it fits max_retry_body (then sent with Content-Length
 // and replayable), else streamed chunked and not retried after it
 // started. What ServePlain does not take (services that are not plain,
