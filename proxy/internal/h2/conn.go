@@ -259,7 +259,7 @@ func (c *conn) writeLoop() {
 // kick has the writer goroutine flush the buffer unless a write is on.
 func (c *conn) kick() {
 	c.mu.Lock()
-	idle := !c.writing && len(c.wbuf) > 0
+	idle := !c.writing && (len(c.wbuf) > 0 || c.finishing && !c.lingering)
 	c.mu.Unlock()
 	if idle {
 		select {
@@ -274,7 +274,7 @@ func (c *conn) kick() {
 // do not write themselves: responses that complete while the writer is
 // busy or waking go out in one write.
 func (c *conn) wakeLocked() {
-	if !c.writing && len(c.wbuf) > 0 {
+	if !c.writing && (len(c.wbuf) > 0 || c.finishing && !c.lingering) {
 		select {
 		case c.wake <- struct{}{}:
 		default:
