@@ -18,33 +18,37 @@
 // services whose endpoints are all http are parsed in place and forwarded
 // over pooled keep-alive upstream connections, with no allocation per
 // request, through the same decision, endpoint choice, retry,
-// health-report and metrics code as ServeHTTP. Whatever it does not take
-// (HTTP/1.0, upgrades, Expect, chunked or larger-than-max_retry_body
-// request bodies, sticky cookies, heads that do not parse cleanly or
-// exceed 8 KiB) is handed, with the bytes already read, to the
-// *http.Server, which keeps the connection; HTTP/2 connections (ALPN or
-// h2c) go to the frame-level engine of proxy/internal/h2. Differences that
-// remain: while the upstream is still to answer, the fast path looks
-// whether the client left once a second (net/http notices at once), and
-// on TLS connections sees only a client that closed without a
-// close_notify alert (after one, the request runs on and is counted with
-// the upstream's status, not 499); it relays chunked bodies with their
-// chunk boundaries as the upstream sent them, sniffs a missing
-// Content-Type only for bodies that are not chunked (from the bytes at
-// hand), and closes a connection whose request body it did not need (421,
-// 503) instead of reading it.
+// health-report and metrics code as ServeHTTP. HTTP/2 connections (ALPN
+// or h2c) it serves with the frame-level engine of proxy/internal/h2
+// (fast_h2.go). Whatever else it does not take (HTTP/1.0, upgrades,
+// Expect, chunked or larger-than-max_retry_body request bodies, sticky
+// cookies, heads that do not parse cleanly or exceed 8 KiB) it hands,
+// with the bytes already read, to the *http.Server, which keeps the
+// connection. Differences that remain: while the upstream is still to
+// answer, the fast path looks whether the client left once a second
+// (net/http notices at once), and on TLS connections sees only a client
+// that closed without a close_notify alert (after one, the request runs
+// on and is counted with the upstream's status, not 499); it relays
+// chunked bodies with their chunk boundaries as the upstream sent them,
+// sniffs a missing Content-Type only for bodies that are not chunked
+// (from the bytes at hand), and closes a connection whose request body it
+// did not need (421, 503) instead of reading it.
 //
-// ServePlain (plain*.go) takes HTTP/2 requests of plain services the same
-// way: it forwards a request described by a PlainRequest over the same
-// pooled HTTP/1.1 upstream connections and relays the response to a
-// PlainResponse, with the same steering, retries, health reports,
-// metrics, access log, forwarding fields and framing checks. A body of
-// unknown length is read whole when it fits max_retry_body (then sent
-// with Content-Length and replayable), else streamed chunked and not
-// retried after it started. What it does not take (services that are not
-// plain, CONNECT, upgrades, Expect, gRPC, requests declaring trailers)
-// goes through ReverseProxy. Trailers of chunked upstream responses reach
-// HTTP/2 clients as trailers.
+// Requests that reach the proxy as HTTP/2 (the h2 engine, or net/http's
+// server where Serve is not used) take the same upstream side when their
+// service is plain: ServePlain (plain*.go) forwards a request described
+// by a PlainRequest over the same pooled HTTP/1.1 upstream connections
+// and relays the response to a PlainResponse, with the same steering,
+// retries, health reports, metrics, access log, forwarding fields and
+// framing checks, and no allocation of its own per request. The h2
+// engine's streams call it directly (fast_h2_plain.go); ServeHTTP calls it
+// through an adapter for HTTP/2 requests net/http's server received. A
+// body of unknown length is read whole when it fits max_retry_body (then
+// sent with Content-Length and replayable), else streamed chunked and not
+// retried after it started. What ServePlain does not take (services that
+// are not plain, CONNECT, upgrades, Expect, gRPC, requests declaring
+// trailers) goes through ReverseProxy. Trailers of chunked upstream
+// responses reach HTTP/2 clients as trailers.
 //
 // Where the rest lives. This package is steering, retries and forwarding:
 // the routing table (table.go, route.go), the exchange with its decision,

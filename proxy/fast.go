@@ -19,7 +19,8 @@ import (
 // header map or context per request. It makes the same decisions as
 // ServeHTTP (routing, policy, endpoint choice, retries and failover,
 // passive health reports, metrics, forwarding headers) through the same
-// functions. Anything else — HTTP/2 (h2c or by ALPN), HTTP/1.0, upgrades,
+// functions. HTTP/2 (h2c or by ALPN) is served by the h2 engine on the
+// same goroutine (fast_h2.go). Anything else — HTTP/1.0, upgrades,
 // Expect, chunked or large request bodies, sticky cookies, https
 // endpoints, heads that do not parse cleanly or fit the buffer — goes to
 // net/http with the bytes already read, and the connection stays there.
@@ -28,7 +29,10 @@ import (
 // fast path can take are forwarded by it, everything else is handed to
 // srv (normally built by Server), which then serves the rest of that
 // connection. TLS connections (ln from tls.NewListener) are handshaken
-// first; those that chose h2 go to srv at once. Every connection counts
+// first; those that chose h2, and cleartext ones that open with the
+// HTTP/2 preface, are served by the h2 engine, each stream of a plain
+// service through ServePlain and the others through srv.Handler. Every
+// connection counts
 // against the proxy's Limits until it closes, whichever path serves it;
 // one beyond them is closed as soon as it is accepted.
 //

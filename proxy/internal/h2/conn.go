@@ -78,6 +78,10 @@ type conn struct {
 	tableUpdate bool
 	resets      int
 	completed   int
+	// recent are streams closed before the client ended them: frames it
+	// sent before it learnt that are dropped, not errors.
+	recent  [32]uint32
+	recentN int
 }
 
 // Header block modes.
@@ -259,7 +263,7 @@ func (c *conn) writeLoop() {
 // kick has the writer goroutine flush the buffer unless a write is on.
 func (c *conn) kick() {
 	c.mu.Lock()
-	idle := !c.writing && len(c.wbuf) > 0
+	idle := !c.writing && (len(c.wbuf) > 0 || c.finishing && !c.lingering)
 	c.mu.Unlock()
 	if idle {
 		select {
@@ -274,7 +278,7 @@ func (c *conn) kick() {
 // do not write themselves: responses that complete while the writer is
 // busy or waking go out in one write.
 func (c *conn) wakeLocked() {
-	if !c.writing && len(c.wbuf) > 0 {
+	if !c.writing && (len(c.wbuf) > 0 || c.finishing && !c.lingering) {
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -443,6 +447,10 @@ func (c *conn) dropLocked(s *Stream, err error) {
 	if s.inMap {
 		s.inMap = false
 		delete(c.streams, s.id)
+		if !s.remoteClosed {
+			c.recent[c.recentN%len(c.recent)] = s.id
+			c.recentN++
+		}
 		c.active--
 		if c.active == 0 && c.idle != nil && !c.closed {
 			c.idle.Reset(c.srv.IdleTimeout)
@@ -454,6 +462,16 @@ func (c *conn) dropLocked(s *Stream, err error) {
 		c.maybeFinishLocked()
 	}
 	s.cond.Broadcast()
+}
+
+// recentlyClosed reports whether id was closed before the client ended it.
+func (c *conn) recentlyClosedLocked(id uint32) bool {
+	for _, r := range c.recent {
+		if r == id {
+			return true
+		}
+	}
+	return false
 }
 
 // creditConnLocked returns n consumed bytes to the connection window,

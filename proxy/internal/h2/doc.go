@@ -1,5 +1,5 @@
-// Package h2 is the proxy's server side of HTTP/2 (RFC 9113, with HPACK
-// from golang.org/x/net/http2/hpack): a connection engine on
+// Package h2 is the proxy's server side of HTTP/2 (RFC 9113, with HPACK,
+// RFC 7541, from golang.org/x/net/http2/hpack): a connection engine on
 // x/net/http2's Framer that hands each request stream to a handler with
 // its fields as byte slices, and takes the response as frames appended
 // to one write buffer per connection. It owns framing, flow control,
@@ -9,27 +9,81 @@
 // # Design
 //
 // One reader goroutine per connection parses frames and runs the state
-// machine; every stream's handler runs on a goroutine of its own. Frames
-// are appended to the connection's write buffer under its mutex, and the
-// goroutine that finds no write in progress writes the whole buffer (and
-// what is appended meanwhile) in one write: responses of many streams
-// completed at about the same time share a system call, and no writer
-// goroutine sits between a handler and the socket. Control frames the
-// reader queues go out through a writer goroutine once the reader has
-// consumed what it read, so a burst of frames costs one write.
+// machine (idle, open, half-closed, closed; client streams odd and
+// increasing). A stream's handler runs on a handler goroutine taken from
+// the server's idle ones, or a new one: reused goroutines keep the stack
+// a handler grew, which a goroutine per stream would grow again each
+// time. Handlers append their frames to the connection's write buffer
+// under its mutex and leave the writing to the connection's writer
+// goroutine, which writes the whole buffer at once: the responses of the
+// streams that complete while it writes or wakes share one write, and
+// the control frames of a burst of client frames (WINDOW_UPDATE, SETTINGS
+// and PING acknowledgements) go out once the reader has consumed what it
+// read.
 //
 // Responses are HPACK-encoded without the dynamic table (literal fields,
-// names from the static table): the encoder has no state, so each stream
-// encodes its head on its own goroutine straight from byte slices.
-// Streams and their buffers are pooled; a request needs no map, no
-// http.Request and no context on the native path.
+// names from the static table; a table size update opens the first block
+// after the client changes SETTINGS_HEADER_TABLE_SIZE): the encoder has
+// no state, so each stream encodes its head on its own goroutine,
+// straight from byte slices. Request fields are kept as spans into one
+// buffer per stream; streams and their buffers are pooled. On the native
+// path a request costs no map, http.Request or context: the engine's own
+// allocation per request is x/net's HeadersFrame.
 //
-// Limits: SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it refused), a
-// header list bound (431 beyond it; a connection error when a single
-// field exceeds it, as HPACK cannot skip it), a bound on the encoded
-// size of a header block across CONTINUATION frames, resets and refused
-// streams past a budget that outnumber completed ones (ENHANCE_YOUR_CALM,
-// CVE-2023-44487), control frames queued while the client does not read
-// (close), frames that do nothing (ENHANCE_YOUR_CALM), the preface
-// timeout, the idle timeout and a timeout on each write.
+// Flow control both ways: request DATA is taken up to the stream window
+// (DefaultStreamWindow) and the connection window (DefaultConnWindow),
+// and given back in WINDOW_UPDATEs of half a window as the handler reads;
+// response DATA waits for the client's windows, which blocks that
+// stream's handler alone, and is cut at the client's
+// SETTINGS_MAX_FRAME_SIZE.
+//
+// ServeHTTP adapts a stream to an http.Handler (http.Request,
+// ResponseWriter with Flusher, declared and http.TrailerPrefix trailers,
+// Content-Type sniffing, Date, Content-Length for short bodies), for the
+// requests the proxy does not take natively.
+//
+// # Limits and attacks
+//
+// SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it are refused with
+// REFUSED_STREAM); a header list bound (RFC 9113 size: 431 beyond it, the
+// handler never sees the request; a single string beyond it is a
+// COMPRESSION_ERROR, as in x/net); the encoded size of one header block
+// across CONTINUATION frames (ENHANCE_YOUR_CALM: CVE-2024-27316-style
+// floods, empty frames counted at their header size); HPACK's dynamic
+// table at the default 4096 bytes; client resets and refused streams
+// past ResetBudget that outnumber completed streams (ENHANCE_YOUR_CALM,
+// CVE-2023-44487; handlers of reset streams see Done closed and their
+// reads and writes fail), and running handlers bounded to twice the
+// stream limit; control frames queued while the client does not read
+// (the connection is closed beyond maxQueuedControl); frames that do
+// nothing (empty DATA, empty CONTINUATION: ENHANCE_YOUR_CALM beyond
+// maxGlitches); the preface timeout, the idle timeout (GOAWAY NO_ERROR)
+// and a deadline on each write. Shutdown sends GOAWAY with the last
+// stream opened; those streams complete, then the connection half-closes
+// and reads on briefly so that its last frames are not lost to a reset.
+//
+// # Measured
+//
+// On a shared 2-core machine, h2load -c16 -m8 over h2c, 20,000 requests
+// answered 200 with 64 bytes, CPU time of the serving process per
+// request (relative figures: the machine was loaded by other work; the
+// load generator is not counted):
+//
+//	go test -run '^$' -bench EngineH2Load -benchmem -benchtime 20000x ./proxy/internal/h2/
+//	native handler          11.3 µs   1 alloc
+//	http.Handler (adapter)  15.0 µs  24 allocs
+//	net/http's h2 server    44.6 µs  34 allocs (same http.Handler)
+//
+// Through the proxy to a plain HTTP/1.1 upstream (in the same process,
+// so its CPU is counted too), engine with ServePlain against net/http's
+// HTTP/2 server with ServePlain behind its http.Handler:
+//
+//	go test -run '^$' -bench H2LoadCPU -benchmem -benchtime 20000x ./proxy/
+//	h2c  engine 58.8 µs (2 allocs)  net/http 108.8 µs (41 allocs)
+//	TLS  engine 66.7 µs (2 allocs)  net/http 115.8 µs (41 allocs)
+//
+// The engine costs a quarter of net/http's HTTP/2 server alone and about
+// half of it through the proxy, where the upstream's HTTP/1.1 exchange
+// (two system calls each way, and the in-process upstream's own work)
+// is most of what remains.
 package h2

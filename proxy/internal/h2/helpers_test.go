@@ -16,7 +16,7 @@ import (
 // testServer serves h2 on a loopback listener: cleartext (prior
 // knowledge) or TLS with ALPN.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	ln   net.Listener
 	addr string
@@ -26,7 +26,7 @@ type testServer struct {
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newTestServer(t *testing.T, h Handler, useTLS bool, opts ...func(*Server)) *testServer {
+func newTestServer(t testing.TB, h Handler, useTLS bool, opts ...func(*Server)) *testServer {
 	t.Helper()
 	srv := &Server{Handler: h, Log: quietLog()}
 	for _, o := range opts {

@@ -2,8 +2,10 @@ package h2
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +252,45 @@ func TestServeHTTPPanicResetsStream(t *testing.T) {
 	r.wantReset(1, http2.ErrCodeInternal)
 	r.headers(3, true, get("/")...)
 	r.wantReset(3, http2.ErrCodeInternal) // the connection lives on
+}
+
+// TestReadDeadline: a body that does not come fails the read at the
+// deadline, and the connection serves on.
+func TestReadDeadline(t *testing.T) {
+	got := make(chan error, 1)
+	ts := newTestServer(t, func(s *Stream) {
+		_ = s.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err := s.Read(make([]byte, 10))
+		got <- err
+		okHandler(s)
+	}, false)
+	r := dialRaw(t, ts.addr)
+	r.headers(1, false, get("/")...)
+	select {
+	case err := <-got:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want os.ErrDeadlineExceeded", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the read did not end at its deadline")
+	}
+	if st := r.status(1); st != "200" {
+		t.Fatalf("got %q", st)
+	}
+}
+
+// TestGoAwayAfterResetOfLastStream: when a client resets the last stream
+// of a connection going away, the connection closes.
+func TestGoAwayAfterResetOfLastStream(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	ts := newTestServer(t, func(s *Stream) { arrived <- struct{}{}; <-s.Done() }, false)
+	r := dialRaw(t, ts.addr)
+	r.headers(1, true, get("/")...)
+	<-arrived
+	ts.srv.Shutdown()
+	r.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+	_ = r.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	if !r.closed() {
+		t.Fatal("the connection stayed open")
+	}
 }

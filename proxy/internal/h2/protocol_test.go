@@ -382,3 +382,28 @@ func TestHPACKErrors(t *testing.T) {
 		r.wantGoAway(http2.ErrCodeCompression)
 	})
 }
+
+// TestFramesAfterEarlyResponse: a response that ends before the request
+// body closes the stream with RST_STREAM NO_ERROR; DATA and trailers the
+// client sent before it saw that are dropped, and the connection lives
+// on.
+func TestFramesAfterEarlyResponse(t *testing.T) {
+	r := dialRaw(t, newTestServer(t, okHandler, false).addr)
+	r.headers(1, false, get("/")...)
+	r.wantReset(1, http2.ErrCodeNo)
+	_ = r.fr.WriteData(1, false, []byte("late"))
+	r.headers(1, true, "x-trailer", "late")
+	r.headers(3, true, get("/")...)
+	for {
+		f := r.next()
+		if f == nil {
+			t.Fatal("the connection closed")
+		}
+		if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.StreamID == 1 {
+			t.Fatalf("got %v for a frame in flight", rs.ErrCode)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 3 && d.StreamEnded() {
+			return
+		}
+	}
+}

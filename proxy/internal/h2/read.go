@@ -183,6 +183,9 @@ func (c *conn) onData(f *http2.DataFrame) error {
 	s := c.streams[id]
 	if s == nil || s.remoteClosed {
 		c.creditConnLocked(n)
+		if s == nil && c.recentlyClosedLocked(id) {
+			return nil // sent before the client saw our end of it
+		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
 	if n > s.recvWin {
@@ -242,8 +245,11 @@ func (c *conn) onHeaders(f *http2.HeadersFrame) error {
 	c.hprio = f.HasPriority() && f.Priority.StreamDep == id
 	c.mu.Lock()
 	s := c.streams[id]
+	recent := s == nil && id <= c.maxID && c.recentlyClosedLocked(id)
 	c.mu.Unlock()
 	switch {
+	case recent:
+		c.hmode = hmDiscard // trailers sent before the client saw our end
 	case s != nil:
 		if s.remoteClosed {
 			return http2.ConnectionError(http2.ErrCodeStreamClosed)

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ type Stream struct {
 	tfields      []span
 	rst          error
 	done         chan struct{}
+	readDeadline time.Time
 	cancel       func() // called when the stream ends early
 	waiting      bool   // in c.waiters
 
@@ -203,6 +205,16 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if c.closed {
 			return 0, ErrConnClosed
 		}
+		if !s.readDeadline.IsZero() {
+			d := time.Until(s.readDeadline)
+			if d <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			t := time.AfterFunc(d, s.cond.Broadcast)
+			s.cond.Wait()
+			t.Stop()
+			continue
+		}
 		s.cond.Wait()
 	}
 	n := copy(p, s.body[s.bodyR:])
@@ -219,6 +231,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 	c.creditConnLocked(int64(n))
 	c.wakeLocked()
 	return n, nil
+}
+
+// SetReadDeadline bounds the wait of Read for body bytes: past t, Read
+// fails with os.ErrDeadlineExceeded. Zero means no deadline.
+func (s *Stream) SetReadDeadline(t time.Time) error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.readDeadline = t
+	return nil
 }
 
 // CloseBody says the handler reads no more of the body: what arrives is
