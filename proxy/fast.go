@@ -12,9 +12,10 @@ import (
 	"github.com/meridian-edge/meridian/proxy/internal/h2"
 )
 
-// The fast path serves HTTP/1.1 requests the way HAProxy does: one
-// goroutine per client connection reads request heads into a pooled
-// buffer, parses them in place and forwards the ones it can take over
+// The fast path (its connection engine is proxy/internal/fastpath; this
+// file wires it to the proxy) serves HTTP/1.1 requests the way HAProxy
+// does: one goroutine per client connection reads request heads into a
+// pooled buffer, parses them in place and forwards the ones it can take over
 // pooled keep-alive connections to the endpoints, with no http.Request,
 // header map or context per request. It makes the same decisions as
 // ServeHTTP (routing, policy, endpoint choice, retries and failover,

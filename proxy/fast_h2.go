@@ -16,7 +16,8 @@ import (
 // connection limits, and shutdown sends GOAWAY and drains its streams.
 
 // h2NetHTTP hands HTTP/2 connections to net/http's server instead, as
-// before the engine; benchmarks compare the two with it.
+// before the engine; benchmarks compare the two with it. Serve reads it
+// when it starts.
 var h2NetHTTP = false
 
 // h2Server is the listener's HTTP/2 engine, made on first use.
