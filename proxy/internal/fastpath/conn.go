@@ -55,8 +55,8 @@ type Conn struct {
 	waiting bool
 	partial bool
 
-	// Slot is its place in the connection counts.
-	Slot Slot
+	// slot is its place in the connection counts.
+	slot Slot
 
 	// idleSince is when the connection last went idle (Unix nanoseconds),
 	// for ShortenIdle.
@@ -105,7 +105,7 @@ func (s *Server) newConn(c net.Conn) *Conn {
 func (fc *Conn) release() {
 	fc.BW.Reset(nil)
 	fc.srv, fc.C, fc.TLS, fc.Peer, fc.PeerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
-	fc.Slot = nil
+	fc.slot = nil
 	fc.idleSince.Store(0)
 	fc.sw.Reset(nil, nil)
 	fc.sr.Reset(nil, nil)
@@ -118,8 +118,8 @@ func (fc *Conn) release() {
 	connPool.Put(fc)
 }
 
-// Src is what the client's connection is read through outside serveRaw.
-func (fc *Conn) Src() io.Reader {
+// src is what the client's connection is read through outside serveRaw.
+func (fc *Conn) src() io.Reader {
 	if fc.sr.Active() {
 		return &fc.sr
 	}
@@ -290,18 +290,18 @@ func (fc *Conn) arm() bool {
 	if len(fc.In.Buffered()) > 0 {
 		if !fc.partial {
 			fc.partial = true
-			fc.SetWaitDeadline(time.Now().Add(fc.srv.ReadHeader))
+			fc.setWaitDeadline(time.Now().Add(fc.srv.ReadHeader))
 		}
 		return false
 	}
 	fc.partial = false
 	now := time.Now()
-	if !fc.SetIdle(now) {
+	if !fc.setIdle(now) {
 		fc.act = DoClose // shutting down
 		return true
 	}
 	fc.waiting = true
-	fc.SetWaitDeadline(now.Add(fc.srv.idleTimeout()))
+	fc.setWaitDeadline(now.Add(fc.srv.idleTimeout()))
 	return false
 }
 
@@ -330,7 +330,7 @@ func (fc *Conn) readHead(first bool) (int, bool) {
 	s := fc.srv
 	if len(fc.In.Buffered()) == 0 {
 		now := time.Now()
-		if !fc.SetIdle(now) {
+		if !fc.setIdle(now) {
 			return 0, false
 		}
 		wait := s.idleTimeout()
@@ -338,7 +338,7 @@ func (fc *Conn) readHead(first bool) (int, bool) {
 			wait = s.ReadHeader
 		}
 		_ = fc.C.SetReadDeadline(now.Add(wait)) // failing, the read fails too
-		k, err := fc.In.Fill(fc.Src(), true)
+		k, err := fc.In.Fill(fc.src(), true)
 		if !fc.SetActive() || k == 0 {
 			_ = err // timeout, EOF or reset: the connection is done
 			return 0, false
@@ -360,7 +360,7 @@ func (fc *Conn) readHead(first bool) (int, bool) {
 			return n, true
 		}
 		from = len(b)
-		k, err := fc.In.Fill(fc.Src(), true)
+		k, err := fc.In.Fill(fc.src(), true)
 		if err == ErrBufferFull {
 			return -1, true
 		}

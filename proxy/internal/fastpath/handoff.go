@@ -68,7 +68,7 @@ func (fc *Conn) handOff(replay bool) {
 	_ = fc.C.SetDeadline(time.Time{}) // net/http sets its own
 	conn := fc.C
 	if replay {
-		h := &handedConn{Conn: fc.C, slot: fc.Slot}
+		h := &handedConn{Conn: fc.C, slot: fc.slot}
 		h.scr.init(fc.C, fc.In.Buffered(), fc.TLS == nil, fc.srv.MaxHeaderBytes, fc.srv.ReadHeader)
 		h.scr.log, h.scr.peer = fc.srv.log, fc.PeerIP
 		conn = h
@@ -77,7 +77,7 @@ func (fc *Conn) handOff(replay bool) {
 		}
 	}
 	if !replay {
-		fc.srv.slots.Store(conn, fc.Slot) // released when net/http reports it closed
+		fc.srv.slots.Store(conn, fc.slot) // released when net/http reports it closed
 	}
 	fc.In.R, fc.In.W = 0, 0
 	if !fc.srv.Hand.Deliver(conn) && !replay {

@@ -110,7 +110,7 @@ func (fc *Conn) ReadBody(clen int64, whole time.Time) (int, string) {
 	// A client may not dribble its body for longer than the request may
 	// take, as on the net/http path.
 	_ = fc.C.SetReadDeadline(whole) // failing, the read fails too
-	if _, err := io.ReadFull(fc.Src(), fc.Wire[start:]); err != nil {
+	if _, err := io.ReadFull(fc.src(), fc.Wire[start:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return http.StatusRequestTimeout, "meridian: request body too slow\n"
 		}

@@ -110,7 +110,7 @@ func (s *Server) ServeConn(c net.Conn, slot Slot) {
 			s.Untrack(fc)
 		}
 	}()
-	fc.Slot = slot
+	fc.slot = slot
 	handed := fc.serve()
 	s.Untrack(fc)
 	if !handed {
@@ -203,7 +203,7 @@ func (s *Server) ShortenIdle(d time.Duration) {
 			continue // busy: it waits with the short timeout when next idle
 		}
 		if since := c.idleSince.Load(); since != 0 {
-			c.SetWaitDeadline(time.Unix(0, since).Add(d))
+			c.setWaitDeadline(time.Unix(0, since).Add(d))
 		}
 		c.state.Store(connIdle)
 	}
@@ -235,15 +235,15 @@ func (fc *Conn) SetActive() bool {
 	}
 }
 
-// SetIdle marks the connection idle since now; false when the server is
+// setIdle marks the connection idle since now; false when the server is
 // shutting down, and the connection must close.
-func (fc *Conn) SetIdle(now time.Time) bool {
+func (fc *Conn) setIdle(now time.Time) bool {
 	fc.idleSince.Store(now.UnixNano()) // before the state: ShortenIdle reads it
 	fc.state.Store(connIdle)
 	return !fc.srv.shutting.Load()
 }
 
-// SetWaitDeadline sets the deadline of the wait for the next bytes.
-func (fc *Conn) SetWaitDeadline(t time.Time) {
+// setWaitDeadline sets the deadline of the wait for the next bytes.
+func (fc *Conn) setWaitDeadline(t time.Time) {
 	_ = fc.C.SetReadDeadline(t) // failing, the wait fails too
 }
