@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -251,6 +252,9 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.wake:
+			// Handlers about to end their responses run first, and
+			// their frames go out in the same write.
+			runtime.Gosched()
 			c.mu.Lock()
 			c.flushLocked()
 			c.mu.Unlock()
