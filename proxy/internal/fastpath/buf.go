@@ -11,8 +11,8 @@ type Buf struct {
 	R, W int
 }
 
-// ErrBufferFull is Fill's error when the buffer has no room.
-var ErrBufferFull = errors.New("fastpath: buffer full")
+// errBufferFull is Fill's error when the buffer has no room.
+var errBufferFull = errors.New("fastpath: buffer full")
 
 func (in *Buf) Buffered() []byte { return in.B[in.R:in.W] }
 
@@ -25,11 +25,11 @@ func (in *Buf) Consume(n int) {
 
 // Fill reads once from c into the free space, moving the unread bytes to
 // the front first when compact is set and that makes room. It returns
-// ErrBufferFull when there is no room.
+// errBufferFull when there is no room.
 func (in *Buf) Fill(c io.Reader, compact bool) (int, error) {
 	if in.W == len(in.B) {
 		if !compact || in.R == 0 {
-			return 0, ErrBufferFull
+			return 0, errBufferFull
 		}
 		in.W = copy(in.B, in.B[in.R:in.W])
 		in.R = 0

@@ -33,8 +33,8 @@ type Conn struct {
 	PeerIP string               // as X-Forwarded-For names it
 	In     Buf
 	BW     *bufio.Writer
-	sw     SockWriter // BW's writer on cleartext
-	sr     SockReader // what cleartext is read through outside serveRaw
+	sw     sockWriter // BW's writer on cleartext
+	sr     sockReader // what cleartext is read through outside serveRaw
 
 	Rq      h1.Request
 	Trip    Trip   // the upstream side of the request
@@ -233,7 +233,7 @@ func (fc *Conn) readable(fd uintptr) bool {
 			fc.In.R = 0
 		}
 		space := len(fc.In.B) - fc.In.W
-		n, err := ReadFD(fd, fc.In.B[fc.In.W:])
+		n, err := readFD(fd, fc.In.B[fc.In.W:])
 		switch {
 		case err == unix.EAGAIN:
 			if fc.armed {
@@ -313,7 +313,7 @@ func (fc *Conn) handshake(tc *tls.Conn) (h2, ok bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		AnswerPlainOnTLS(err)
+		answerPlainOnTLS(err)
 		fc.srv.log.Debug("tls handshake failed", "peer", fc.PeerIP, "err", err)
 		return false, false
 	}
@@ -361,7 +361,7 @@ func (fc *Conn) readHead(first bool) (int, bool) {
 		}
 		from = len(b)
 		k, err := fc.In.Fill(fc.src(), true)
-		if err == ErrBufferFull {
+		if err == errBufferFull {
 			return -1, true
 		}
 		if k == 0 {

@@ -100,7 +100,7 @@ type handedConn struct {
 // counts back.
 func (h *handedConn) Close() error {
 	if h.scr.cut.Load() {
-		LingerClose(h.Conn) // as the fast path closes after refusing a request
+		lingerClose(h.Conn) // as the fast path closes after refusing a request
 	}
 	err := h.Conn.Close()
 	h.slot.Release()
@@ -152,9 +152,9 @@ func (s *Server) ConnState(c net.Conn, st http.ConnState) {
 // long).
 const lingerDelay = 500 * time.Millisecond
 
-// LingerClose half-closes c and reads what is left for up to lingerDelay;
+// lingerClose half-closes c and reads what is left for up to lingerDelay;
 // the caller closes it.
-func LingerClose(c net.Conn) {
+func lingerClose(c net.Conn) {
 	cw, ok := c.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return
@@ -166,16 +166,16 @@ func LingerClose(c net.Conn) {
 // httpOnTLSPort is net/http's answer to plain HTTP sent to a TLS port.
 const httpOnTLSPort = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
-// AnswerPlainOnTLS answers a failed handshake that was plain HTTP the way
+// answerPlainOnTLS answers a failed handshake that was plain HTTP the way
 // net/http does.
-func AnswerPlainOnTLS(err error) {
+func answerPlainOnTLS(err error) {
 	var re tls.RecordHeaderError
 	if !errors.As(err, &re) || re.Conn == nil || !looksLikeHTTP(re.RecordHeader) {
 		return
 	}
 	_ = re.Conn.SetWriteDeadline(time.Now().Add(lingerDelay)) // failing, the write fails too
 	if _, err := io.WriteString(re.Conn, httpOnTLSPort); err == nil {
-		LingerClose(re.Conn)
+		lingerClose(re.Conn)
 	}
 }
 

@@ -36,7 +36,7 @@ func (fc *Conn) refuse(why h1.Framing) Action {
 	fc.srv.log.Debug("request refused", "peer", fc.PeerIP, "reason", why.String())
 	msg := "meridian: " + why.String() + "\n"
 	if fc.WritePlain(400, []byte(msg), "", true) == nil && fc.BW.Flush() == nil {
-		LingerClose(fc.C)
+		lingerClose(fc.C)
 	}
 	return DoClose
 }

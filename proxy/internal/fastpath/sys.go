@@ -23,15 +23,15 @@ import (
 // back: two thread switches in the middle of a batch of requests, which
 // lengthen the latency tail. A raw call keeps the P.
 
-// ReadFD reads from a non-blocking descriptor, again when a signal
+// readFD reads from a non-blocking descriptor, again when a signal
 // interrupted the read.
-func ReadFD(fd uintptr, b []byte) (int, error) {
+func readFD(fd uintptr, b []byte) (int, error) {
 	return rawIO(unix.SYS_READ, fd, b)
 }
 
-// WriteFD writes to a non-blocking descriptor, again when a signal
+// writeFD writes to a non-blocking descriptor, again when a signal
 // interrupted the write.
-func WriteFD(fd uintptr, b []byte) (int, error) {
+func writeFD(fd uintptr, b []byte) (int, error) {
 	return rawIO(unix.SYS_WRITE, fd, b)
 }
 
@@ -69,12 +69,12 @@ func (s *sockOp) fail(op string, err error) {
 	s.err = &net.OpError{Op: op, Net: "tcp", Addr: s.c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
 
-// SockWriter writes to a socket with raw writes. It is the client writer
+// sockWriter writes to a socket with raw writes. It is the client writer
 // of cleartext connections.
-type SockWriter struct{ sockOp }
+type sockWriter struct{ sockOp }
 
 // Reset makes w write to c through rc (nil, nil: nothing).
-func (w *SockWriter) Reset(c net.Conn, rc syscall.RawConn) {
+func (w *sockWriter) Reset(c net.Conn, rc syscall.RawConn) {
 	if w.step == nil {
 		w.step = w.writable // bound once, so that a write allocates nothing
 	}
@@ -82,9 +82,9 @@ func (w *SockWriter) Reset(c net.Conn, rc syscall.RawConn) {
 }
 
 // Active reports whether w has a socket to write to.
-func (w *SockWriter) Active() bool { return w.rc != nil }
+func (w *sockWriter) Active() bool { return w.rc != nil }
 
-func (w *SockWriter) Write(b []byte) (int, error) {
+func (w *sockWriter) Write(b []byte) (int, error) {
 	w.b, w.n, w.err = b, 0, nil
 	err := w.rc.Write(w.step)
 	w.b = nil
@@ -96,7 +96,7 @@ func (w *SockWriter) Write(b []byte) (int, error) {
 
 // ReadFrom copies with the connection's own ReadFrom, which splices
 // between TCP sockets: a large body does not pass through user space.
-func (w *SockWriter) ReadFrom(r io.Reader) (int64, error) {
+func (w *sockWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := w.c.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
@@ -104,9 +104,9 @@ func (w *SockWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // writable writes what is left; false waits for room.
-func (w *SockWriter) writable(fd uintptr) bool {
+func (w *sockWriter) writable(fd uintptr) bool {
 	for w.n < len(w.b) {
-		n, err := WriteFD(fd, w.b[w.n:])
+		n, err := writeFD(fd, w.b[w.n:])
 		switch {
 		case err == unix.EAGAIN:
 			return false
@@ -119,13 +119,13 @@ func (w *SockWriter) writable(fd uintptr) bool {
 	return true
 }
 
-// SockReader reads from a socket with raw reads. It is what the fast path
+// sockReader reads from a socket with raw reads. It is what the fast path
 // reads through outside its raw-read callbacks, on sockets it has the
 // descriptor of.
-type SockReader struct{ sockOp }
+type sockReader struct{ sockOp }
 
 // Reset makes r read from c through rc (nil, nil: nothing).
-func (r *SockReader) Reset(c net.Conn, rc syscall.RawConn) {
+func (r *sockReader) Reset(c net.Conn, rc syscall.RawConn) {
 	if r.step == nil {
 		r.step = r.readable // bound once, so that a read allocates nothing
 	}
@@ -133,9 +133,9 @@ func (r *SockReader) Reset(c net.Conn, rc syscall.RawConn) {
 }
 
 // Active reports whether r has a socket to read from.
-func (r *SockReader) Active() bool { return r.rc != nil }
+func (r *sockReader) Active() bool { return r.rc != nil }
 
-func (r *SockReader) Read(b []byte) (int, error) {
+func (r *sockReader) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -149,8 +149,8 @@ func (r *SockReader) Read(b []byte) (int, error) {
 }
 
 // readable reads once; false waits for bytes.
-func (r *SockReader) readable(fd uintptr) bool {
-	n, err := ReadFD(fd, r.b)
+func (r *sockReader) readable(fd uintptr) bool {
+	n, err := readFD(fd, r.b)
 	switch {
 	case err == unix.EAGAIN:
 		return false

@@ -24,7 +24,7 @@ func (c *readFromConn) ReadFrom(r io.Reader) (int64, error) {
 // TCP sockets, and not through user-space buffers.
 func TestSockWriterKeepsReadFrom(t *testing.T) {
 	c := &readFromConn{}
-	bw := bufio.NewWriter(&SockWriter{sockOp{c: c}})
+	bw := bufio.NewWriter(&sockWriter{sockOp{c: c}})
 	if _, err := io.CopyN(bw, strings.NewReader("body"), 4); err != nil {
 		t.Fatal(err)
 	}

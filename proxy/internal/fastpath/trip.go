@@ -17,8 +17,8 @@ import (
 
 // Errors of a round trip.
 var (
-	ErrHeadTooLarge  = errors.New("proxy: response head from upstream too large")
-	ErrTooMany1xx    = errors.New("proxy: too many 1xx responses from upstream")
+	errHeadTooLarge  = errors.New("proxy: response head from upstream too large")
+	errTooMany1xx    = errors.New("proxy: too many 1xx responses from upstream")
 	ErrSwitchRefused = errors.New("proxy: upstream switched protocols unasked")
 	ErrClientGone    = errors.New("proxy: the client went away")
 )
@@ -193,7 +193,7 @@ func (t *Trip) exchangeHead(u *UpConn, wire []byte, deadline, whole, now time.Ti
 			return nil
 		}
 		if informational == 5 {
-			return ErrTooMany1xx
+			return errTooMany1xx
 		}
 		t.Inform()
 		u.In.Consume(t.Resp.Size)
@@ -210,9 +210,9 @@ func (t *Trip) readResponseHead(u *UpConn, deadline time.Time) error {
 		}
 		from = len(b)
 		err := t.Fill(u, deadline)
-		if err == ErrBufferFull {
-			if !u.In.Grow(MaxResponseHead) {
-				return ErrHeadTooLarge
+		if err == errBufferFull {
+			if !u.In.Grow(maxResponseHead) {
+				return errHeadTooLarge
 			}
 			continue
 		}
@@ -281,7 +281,7 @@ func (t *Trip) ClientGone() bool {
 
 // Fill reads more of the upstream's answer into its buffer, looking at
 // the client while it waits; deadline is the end of the wait (zero:
-// none). It returns ErrBufferFull when the buffer has no room.
+// none). It returns errBufferFull when the buffer has no room.
 func (t *Trip) Fill(u *UpConn, deadline time.Time) error {
 	for {
 		k, err := u.In.Fill(u.Src(), true)
@@ -289,7 +289,7 @@ func (t *Trip) Fill(u *UpConn, deadline time.Time) error {
 		switch {
 		case k > 0:
 			return nil // an error shows again on the next read
-		case err == ErrBufferFull:
+		case err == errBufferFull:
 			return err
 		}
 		if err = t.keepWaiting(u, err, deadline); err != nil {

@@ -16,9 +16,9 @@ import (
 // Buffer sizes of upstream connections.
 const (
 	// upstreamBufSize is the initial read buffer of an upstream
-	// connection; it grows for response heads up to MaxResponseHead.
+	// connection; it grows for response heads up to maxResponseHead.
 	upstreamBufSize = 8 << 10
-	MaxResponseHead = 1 << 20
+	maxResponseHead = 1 << 20
 )
 
 // Upstream connection settings, the same as the proxy's http.Transport
@@ -53,7 +53,7 @@ type UpConn struct {
 	peekBuf [1]byte
 	peeked  bool
 	// rd reads c with raw reads when rc is set (src says which).
-	rd SockReader
+	rd sockReader
 	// The state of one send: what is left to write, what was read, and
 	// the error that ended it.
 	out   []byte
@@ -124,7 +124,7 @@ func (u *UpConn) Src() io.Reader {
 // later ones read the answer. It returns false to wait for readability.
 func (u *UpConn) ready(fd uintptr) bool {
 	if !u.wrote {
-		n, err := WriteFD(fd, u.out)
+		n, err := writeFD(fd, u.out)
 		switch {
 		case err == unix.EAGAIN:
 			return true // Send writes it the blocking way
@@ -139,7 +139,7 @@ func (u *UpConn) ready(fd uintptr) bool {
 		u.wrote = true
 		return false
 	}
-	n, err := ReadFD(fd, u.In.B[u.In.W:])
+	n, err := readFD(fd, u.In.B[u.In.W:])
 	switch {
 	case err == unix.EAGAIN:
 		return false
