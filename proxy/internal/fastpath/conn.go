@@ -58,8 +58,9 @@ type Conn struct {
 	// slot is its place in the connection counts.
 	slot Slot
 
-	// idleSince is when the connection last went idle (Unix nanoseconds),
-	// for ShortenIdle.
+	// state says whether the connection waits idle, serves a request, or
+	// was closed by Shutdown (connIdle and the rest); idleSince is when it
+	// last went idle (Unix nanoseconds), for ShortenIdle.
 	state     atomic.Int32
 	idleSince atomic.Int64
 }
