@@ -17,6 +17,11 @@ const (
 	MaxHeaderBytes = 64 << 10
 	// maxConcurrentStreams bounds the requests of one HTTP/2 connection.
 	maxConcurrentStreams = 250
+	// maxReadFrameSize is the largest HTTP/2 frame a client may send
+	// (SETTINGS_MAX_FRAME_SIZE): the protocol's default, as HAProxy and
+	// nginx have it, so that one frame cannot make the server buffer
+	// more; a larger one is a connection error (FRAME_SIZE_ERROR).
+	maxReadFrameSize = 16 << 10
 )
 
 // Server returns an *http.Server for addr with the proxy as its handler,
@@ -44,6 +49,7 @@ func (p *Proxy) Server(addr string) *http.Server {
 		Protocols:         &protos,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: maxConcurrentStreams,
+			MaxReadFrameSize:     maxReadFrameSize,
 			SendPingTimeout:      h2PingAfter,
 			PingTimeout:          h2PingTimeout,
 		},
