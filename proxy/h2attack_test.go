@@ -456,7 +456,9 @@ func TestH2ConcurrentStreamsRefused(t *testing.T) {
 			fc.get(id, testHost, "/hold")
 			id += 2
 		}
-		waitFor(t, "the upstream to run every stream's request", 20*time.Second,
+		// Every stream dials an upstream connection of its own: slow
+		// under the race detector on a loaded machine.
+		waitFor(t, "the upstream to run every stream's request", 60*time.Second,
 			func() bool { return up.active.Load() == int64(limit) })
 		over := id
 		fc.get(over, testHost, "/hold")

@@ -59,7 +59,8 @@ func TestH2ParallelStreams(t *testing.T) {
 			http.Error(w, "not all requests arrived together", http.StatusGatewayTimeout)
 			return
 		}
-		_, _ = io.WriteString(w, r.URL.Path)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Path) //nolint:gosec // G705: a test upstream's plain-text echo
 	})
 	s := serveH2(t, h2Config(up.URL))
 	forH2Modes(t, func(t *testing.T, mode h2Mode) {
@@ -310,10 +311,11 @@ func TestH2GoAwayOnShutdown(t *testing.T) {
 			f := fc.read()
 			switch f := f.(type) {
 			case *http2.MetaHeadersFrame:
-				if f.StreamID == 1 {
+				switch f.StreamID {
+				case 1:
 					status = atoiOr(f.PseudoValue("status"), -1)
 					ended = f.StreamEnded()
-				} else if f.StreamID == late {
+				case late:
 					t.Errorf("stream %d opened after GOAWAY was answered %s", late, f.PseudoValue("status"))
 				}
 			case *http2.DataFrame:
