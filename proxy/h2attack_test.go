@@ -190,6 +190,25 @@ func TestH2RapidReset(t *testing.T) {
 		}
 		d := fc.drainBackground()
 		const streams = 5000
+		// The process's goroutines at their peak during the attack: a
+		// server that ran a handler per stream opened would have
+		// thousands.
+		var peak atomic.Int64
+		stopSampling := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				if n := int64(runtime.NumGoroutine()); n > peak.Load() {
+					peak.Store(n)
+				}
+				select {
+				case <-stopSampling:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
 		start := time.Now()
 		sent := 0
 		if err := fc.conn.SetWriteDeadline(time.Now().Add(20 * time.Second)); err != nil {
@@ -204,7 +223,14 @@ func TestH2RapidReset(t *testing.T) {
 			sent++
 		}
 		elapsed := time.Since(start)
-		closed := d.ended(10 * time.Second)
+		closed := d.ended(5 * time.Second)
+		close(stopSampling)
+		<-sampled
+		// Per stream running, a handful: the server's handler, the
+		// upstream connection's two and the upstream server's one.
+		if p := peak.Load(); p > int64(goroutines)+8*limit+100 {
+			t.Errorf("%d goroutines at the peak of the attack, from %d: more than the %d concurrent streams explain", p, goroutines, limit)
+		}
 		d.mu.Lock()
 		ga := d.goAway
 		d.mu.Unlock()
@@ -213,8 +239,8 @@ func TestH2RapidReset(t *testing.T) {
 		}
 		s.wellBehaved(t, mode, "ok")
 		checkHeap(t, heap, 32<<20, "after the rapid reset")
-		t.Logf("sent %d HEADERS+RST_STREAM in %v; GOAWAY %v, closed %v; upstream got %d requests, at most %d at once",
-			sent, elapsed.Round(time.Millisecond), ga != nil, closed, up.requests.Load()-before, up.maxActive.Load())
+		t.Logf("sent %d HEADERS+RST_STREAM in %v; GOAWAY %v, closed %v; upstream got %d requests, at most %d at once; %d goroutines at the peak (from %d)",
+			sent, elapsed.Round(time.Millisecond), ga != nil, closed, up.requests.Load()-before, up.maxActive.Load(), peak.Load(), goroutines)
 		t.Run("goaway", func(t *testing.T) {
 			if ga == nil && !closed {
 				// net/http bounds the handlers a connection runs and lets
