@@ -26,21 +26,9 @@ import (
 // HTTP/2 (the request's are left out, the response's ignored), the body
 // is compared whole whatever framed it, and trailers as trailers.
 
-// h2ParityKnown are the cases where an HTTP/2 client gets another answer
-// today, by case name, with why. The cause is one: an upstream's
-// Content-Length on a 204 or 304 reaches the HTTP/2 client as
-// content-length on a response that has no DATA, and Go's HTTP/2 client
-// (like any client that checks content-length against DATA) reads a
-// body cut short, where the HTTP/1.1 client reads none. RFC 9110 forbids
-// Content-Length on a 204, and RFC 9113 section 8.1.1 lets it stand on a
-// 304 only as the size the representation would have: the proxy should
-// drop it from a 204 and end the 304's stream with its HEADERS. No
-// server setting changes it.
-var h2ParityKnown = map[string]string{
-	"answer 304":      "known defect: a 304 with Content-Length 9 reaches an HTTP/2 client as a body cut short",
-	"204 with a body": "known defect: a 204 with Content-Length 2 reaches an HTTP/2 client as a body cut short",
-	"304 with a body": "known defect: a 304 with Content-Length 2 reaches an HTTP/2 client as a body cut short",
-}
+// h2ParityKnown are the cases where an HTTP/2 client may get another
+// answer than an HTTP/1.1 client, by case name, with why. None today.
+var h2ParityKnown = map[string]string{}
 
 // h1Hop are the response fields that belong to an HTTP/1.1 connection
 // and that HTTP/2 has no place for.
