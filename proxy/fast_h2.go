@@ -30,7 +30,12 @@ func (fs *fastServer) h2Server() *h2.Server {
 		if srv.MaxHeaderBytes > 0 {
 			maxHeader = uint32(min(srv.MaxHeaderBytes, 1<<24)) //nolint:gosec // G115: bounded, positive
 		}
+		var writeTimeout time.Duration
+		if srv.HTTP2 != nil {
+			writeTimeout = srv.HTTP2.WriteByteTimeout
+		}
 		fs.h2 = &h2.Server{
+			WriteTimeout:         writeTimeout,
 			Handler:              fs.serveStream,
 			MaxConcurrentStreams: maxStreams,
 			MaxHeaderListSize:    maxHeader,

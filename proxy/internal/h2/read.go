@@ -153,6 +153,7 @@ func (c *conn) onReset(f *http2.RSTStreamFrame) error {
 	if s == nil {
 		return nil
 	}
+	s.remoteClosed = true // the client closed it: later frames on it are errors
 	c.dropLocked(s, ErrStreamReset)
 	return c.countResetLocked()
 }
