@@ -32,7 +32,15 @@ func (fs *fastServer) h2Server() *h2.Server {
 		if srv.MaxHeaderBytes > 0 {
 			maxHeader = uint32(min(srv.MaxHeaderBytes, 1<<24)) //nolint:gosec // G115: bounded, positive
 		}
+		var writeTimeout, pingAfter, pingTimeout time.Duration
+		if srv.HTTP2 != nil {
+			writeTimeout = srv.HTTP2.WriteByteTimeout
+			pingAfter, pingTimeout = srv.HTTP2.SendPingTimeout, srv.HTTP2.PingTimeout
+		}
 		fs.h2 = &h2.Server{
+			WriteTimeout:         writeTimeout,
+			PingAfter:            pingAfter,
+			PingTimeout:          pingTimeout,
 			Handler:              fs.serveStream,
 			MaxConcurrentStreams: maxStreams,
 			MaxHeaderListSize:    maxHeader,

@@ -119,56 +119,8 @@ func normalHead(head string) string {
 // TestPathParity sends the same requests through both paths and compares
 // what the upstream got and what the client got.
 func TestPathParity(t *testing.T) {
-	answers := map[string]string{
-		"": okResponse,
-		"hop": "HTTP/1.1 200 OK\r\nConnection: X-Up-Secret, keep-alive\r\nX-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\n" +
-			"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Meridian-Region: spoofed\r\nX-Kept: a\r\nX-Kept: b\r\n" +
-			"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
-		"chunked":   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n",
-		"nolength":  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\n",
-		"204":       "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
-		"304":       "HTTP/1.1 304 Not Modified\r\nContent-Type: text/html\r\nEtag: \"x\"\r\nContent-Length: 9\r\n\r\n",
-		"503":       "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
-		"status599": "HTTP/1.1 599 Whatever\r\nContent-Length: 0\r\n\r\n",
-		"sniff":     "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n%PDF-1.4 hello",
-		"trailerCL": "HTTP/1.1 200 OK\r\nTrailer: X-T\r\nContent-Length: 2\r\n\r\nok",
-	}
-	h := "Host: " + testHost + "\r\n"
-	requests := []struct{ name, raw string }{
-		{"plain GET", "GET /a/b?x=1&y=%20z HTTP/1.1\r\n" + h + "User-Agent: t/1\r\nAccept: */*\r\n\r\n"},
-		{"no User-Agent", "GET / HTTP/1.1\r\n" + h + "\r\n"},
-		{"two User-Agents", "GET / HTTP/1.1\r\n" + h + "User-Agent: one\r\nUser-Agent: two\r\n\r\n"},
-		{"empty User-Agent", "GET / HTTP/1.1\r\n" + h + "User-Agent:\r\n\r\n"},
-		{"hop-by-hop", "GET / HTTP/1.1\r\n" + h + "Connection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n" +
-			"Proxy-Authorization: x\r\nProxy-Connection: keep-alive\r\nTe: trailers, deflate\r\nTrailer: X\r\nX-Kept: 1\r\nX-Kept: 2\r\n\r\n"},
-		{"Te without trailers", "GET / HTTP/1.1\r\n" + h + "Te: gzip\r\n\r\n"},
-		{"forwarding from an untrusted peer", "GET / HTTP/1.1\r\n" + h + "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: evil\r\n" +
-			"X-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\n\r\n"},
-		{"forwarding from a trusted peer", "GET / HTTP/1.1\r\nHost: edge.example.com:8080\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\n" +
-			"X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Host: a\r\nX-Forwarded-Host: b\r\nX-Forwarded-Proto: https\r\n" +
-			"Forwarded: for=1.2.3.4\r\nForwarded: for=5.6.7.8\r\n\r\n"},
-		{"trusted peer, no prior fields", "GET / HTTP/1.1\r\nHost: edge.example.com\r\n\r\n"},
-		{"POST with body", "POST /p HTTP/1.1\r\n" + h + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"},
-		{"empty POST", "POST /p HTTP/1.1\r\n" + h + "\r\n"},
-		{"DELETE", "DELETE /d HTTP/1.1\r\n" + h + "\r\n"},
-		{"OPTIONS", "OPTIONS /o HTTP/1.1\r\n" + h + "\r\n"},
-		{"PUT with zero length", "PUT /p HTTP/1.1\r\n" + h + "Content-Length: 0\r\n\r\n"},
-		{"GET with a body", "GET /g HTTP/1.1\r\n" + h + "Content-Length: 3\r\n\r\nabc"},
-		{"escaped path", "GET /a%2Fb/%7Ec!$&'()*+,;=:@[]/?q=%2F&r=%C3%A9 HTTP/1.1\r\n" + h + "\r\n"},
-		{"base path endpoint", "GET /v1/x?q=2 HTTP/1.1\r\nHost: based.example.com\r\n\r\n"},
-		{"base path, escaped", "GET /v1/a%2Fb HTTP/1.1\r\nHost: based.example.com\r\n\r\n"},
-		{"odd whitespace", "GET / HTTP/1.1\r\nHost:   " + testHost + "  \r\nX-A:\t1 \t\r\nX-B:\r\n\r\n"},
-		{"idempotency key", "POST / HTTP/1.1\r\n" + h + "Idempotency-Key: k\r\nContent-Length: 1\r\n\r\nx"},
-		{"HEAD", "HEAD / HTTP/1.1\r\n" + h + "\r\n"},
-		{"unknown host: 421", "GET / HTTP/1.1\r\nHost: nobody.example.com\r\n\r\n"},
-		{"refusing upstream: 502", "GET / HTTP/1.1\r\nHost: dead.example.com\r\n\r\n"},
-	}
-	for name := range answers {
-		if name != "" {
-			requests = append(requests, struct{ name, raw string }{"answer " + name,
-				"GET / HTTP/1.1\r\n" + h + "X-Answer: " + name + "\r\n\r\n"})
-		}
-	}
+	answers := parityAnswers()
+	requests := parityRequests(answers)
 
 	type seen struct{ upstream, client string }
 	results := map[servePath]map[string]seen{}
@@ -241,39 +193,7 @@ type misbehaving struct {
 // response, 1xx responses, a 204 or 304 with a body. A second client on a
 // new connection then gets its own answer.
 func TestPathParityMisbehaving(t *testing.T) {
-	const te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-	cases := []misbehaving{
-		{name: "stray response with the answer", answer: okResponse + strayResponse, stray: true},
-		{name: "stray response later", answer: okResponse, idle: strayResponse, stray: true},
-		{name: "stray bytes later", answer: okResponse, idle: "garbage\r\n", stray: true},
-		{name: "408 and close while idle", answer: okResponse, idle: timeout408, idleClose: true},
-		{name: "bare-LF head", answer: "HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok"},
-		{name: "bare-LF head, chunked", answer: "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\r\nok\r\n0\r\n\r\n"},
-		{name: "folded field", answer: "HTTP/1.1 200 OK\r\nX-A: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok"},
-		{name: "folded Transfer-Encoding", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
-		{name: "fold onto the status line", answer: "HTTP/1.1 200 OK\r\n X-A: 1\r\nContent-Length: 2\r\n\r\nok"},
-		{name: "bare CR in a field", answer: "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"},
-		{name: "chunked and Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
-		{name: "bare-LF chunk line", answer: te + "2\nok\r\n0\r\n\r\n", closeAfter: true},
-		{name: "CR in a chunk extension", answer: te + "2;a=\rb\r\nok\r\n0\r\n\r\n", closeAfter: true},
-		{name: "chunk extension", answer: te + "2;a=b\r\nok\r\n0\r\n\r\n"},
-		{name: "bad chunk size", answer: te + "0x2\r\nok\r\n0\r\n\r\n", closeAfter: true},
-		{name: "chunk without CRLF", answer: te + "2\r\nokX0\r\n\r\n", closeAfter: true},
-		{name: "malformed trailer", answer: te + "2\r\nok\r\n0\r\nX-T 1\r\n\r\n", closeAfter: true},
-		{name: "trailer", answer: te + "2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"},
-		{name: "Content-Length longer than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok", closeAfter: true},
-		{name: "Content-Length shorter than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokextra", stray: true},
-		{name: "HEAD answered with a body", method: http.MethodHead, answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", stray: true},
-		{name: "HEAD answered with a chunked body", method: http.MethodHead, answer: te + "2\r\nok\r\n0\r\n\r\n", stray: true},
-		{name: "103 then 200", answer: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + okResponse},
-		{name: "100 then 200", answer: "HTTP/1.1 100 Continue\r\n\r\n" + okResponse},
-		{name: "only 1xx", answer: "HTTP/1.1 103 Early Hints\r\n\r\n", closeAfter: true},
-		{name: "204 with a body", answer: "HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\nok", stray: true},
-		{name: "304 with a body", answer: "HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok", stray: true},
-		{name: "204 with a chunked body", answer: "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", stray: true},
-		{name: "two Content-Lengths", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", closeAfter: true},
-		{name: "HTTP/1.0 without length", answer: "HTTP/1.0 200 OK\r\n\r\nuntil close", closeAfter: true},
-	}
+	cases := misbehavingCases()
 	results := map[servePath]map[string]string{}
 	forPaths(t, func(t *testing.T, path servePath) {
 		results[path] = map[string]string{}
@@ -364,4 +284,106 @@ func misbehave(t *testing.T, path servePath, mc misbehaving) string {
 		fmt.Fprintf(&out, "second client: %d %q\n", resp.StatusCode, body)
 	}
 	return out.String()
+}
+
+// parityRequest is a request of TestPathParity, as raw HTTP/1.1.
+type parityRequest struct{ name, raw string }
+
+// parityAnswers are the upstream's answers of TestPathParity, chosen by
+// the request's X-Answer field.
+func parityAnswers() map[string]string {
+	return map[string]string{
+		"": okResponse,
+		"hop": "HTTP/1.1 200 OK\r\nConnection: X-Up-Secret, keep-alive\r\nX-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\n" +
+			"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Meridian-Region: spoofed\r\nX-Kept: a\r\nX-Kept: b\r\n" +
+			"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+		"chunked":   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n",
+		"nolength":  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\n",
+		"204":       "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
+		"304":       "HTTP/1.1 304 Not Modified\r\nContent-Type: text/html\r\nEtag: \"x\"\r\nContent-Length: 9\r\n\r\n",
+		"503":       "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+		"status599": "HTTP/1.1 599 Whatever\r\nContent-Length: 0\r\n\r\n",
+		"sniff":     "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n%PDF-1.4 hello",
+		"trailerCL": "HTTP/1.1 200 OK\r\nTrailer: X-T\r\nContent-Length: 2\r\n\r\nok",
+	}
+}
+
+// parityRequests are the requests of TestPathParity: every answer is
+// asked for too.
+func parityRequests(answers map[string]string) []parityRequest {
+	h := "Host: " + testHost + "\r\n"
+	requests := []parityRequest{
+		{"plain GET", "GET /a/b?x=1&y=%20z HTTP/1.1\r\n" + h + "User-Agent: t/1\r\nAccept: */*\r\n\r\n"},
+		{"no User-Agent", "GET / HTTP/1.1\r\n" + h + "\r\n"},
+		{"two User-Agents", "GET / HTTP/1.1\r\n" + h + "User-Agent: one\r\nUser-Agent: two\r\n\r\n"},
+		{"empty User-Agent", "GET / HTTP/1.1\r\n" + h + "User-Agent:\r\n\r\n"},
+		{"hop-by-hop", "GET / HTTP/1.1\r\n" + h + "Connection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n" +
+			"Proxy-Authorization: x\r\nProxy-Connection: keep-alive\r\nTe: trailers, deflate\r\nTrailer: X\r\nX-Kept: 1\r\nX-Kept: 2\r\n\r\n"},
+		{"Te without trailers", "GET / HTTP/1.1\r\n" + h + "Te: gzip\r\n\r\n"},
+		{"forwarding from an untrusted peer", "GET / HTTP/1.1\r\n" + h + "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: evil\r\n" +
+			"X-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\n\r\n"},
+		{"forwarding from a trusted peer", "GET / HTTP/1.1\r\nHost: edge.example.com:8080\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\n" +
+			"X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Host: a\r\nX-Forwarded-Host: b\r\nX-Forwarded-Proto: https\r\n" +
+			"Forwarded: for=1.2.3.4\r\nForwarded: for=5.6.7.8\r\n\r\n"},
+		{"trusted peer, no prior fields", "GET / HTTP/1.1\r\nHost: edge.example.com\r\n\r\n"},
+		{"POST with body", "POST /p HTTP/1.1\r\n" + h + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"},
+		{"empty POST", "POST /p HTTP/1.1\r\n" + h + "\r\n"},
+		{"DELETE", "DELETE /d HTTP/1.1\r\n" + h + "\r\n"},
+		{"OPTIONS", "OPTIONS /o HTTP/1.1\r\n" + h + "\r\n"},
+		{"PUT with zero length", "PUT /p HTTP/1.1\r\n" + h + "Content-Length: 0\r\n\r\n"},
+		{"GET with a body", "GET /g HTTP/1.1\r\n" + h + "Content-Length: 3\r\n\r\nabc"},
+		{"escaped path", "GET /a%2Fb/%7Ec!$&'()*+,;=:@[]/?q=%2F&r=%C3%A9 HTTP/1.1\r\n" + h + "\r\n"},
+		{"base path endpoint", "GET /v1/x?q=2 HTTP/1.1\r\nHost: based.example.com\r\n\r\n"},
+		{"base path, escaped", "GET /v1/a%2Fb HTTP/1.1\r\nHost: based.example.com\r\n\r\n"},
+		{"odd whitespace", "GET / HTTP/1.1\r\nHost:   " + testHost + "  \r\nX-A:\t1 \t\r\nX-B:\r\n\r\n"},
+		{"idempotency key", "POST / HTTP/1.1\r\n" + h + "Idempotency-Key: k\r\nContent-Length: 1\r\n\r\nx"},
+		{"HEAD", "HEAD / HTTP/1.1\r\n" + h + "\r\n"},
+		{"unknown host: 421", "GET / HTTP/1.1\r\nHost: nobody.example.com\r\n\r\n"},
+		{"refusing upstream: 502", "GET / HTTP/1.1\r\nHost: dead.example.com\r\n\r\n"},
+	}
+	for name := range answers {
+		if name != "" {
+			requests = append(requests, parityRequest{"answer " + name,
+				"GET / HTTP/1.1\r\n" + h + "X-Answer: " + name + "\r\n\r\n"})
+		}
+	}
+
+	return requests
+}
+
+// misbehavingCases is the corpus of TestPathParityMisbehaving.
+func misbehavingCases() []misbehaving {
+	const te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	return []misbehaving{
+		{name: "stray response with the answer", answer: okResponse + strayResponse, stray: true},
+		{name: "stray response later", answer: okResponse, idle: strayResponse, stray: true},
+		{name: "stray bytes later", answer: okResponse, idle: "garbage\r\n", stray: true},
+		{name: "408 and close while idle", answer: okResponse, idle: timeout408, idleClose: true},
+		{name: "bare-LF head", answer: "HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok"},
+		{name: "bare-LF head, chunked", answer: "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "folded field", answer: "HTTP/1.1 200 OK\r\nX-A: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "folded Transfer-Encoding", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "fold onto the status line", answer: "HTTP/1.1 200 OK\r\n X-A: 1\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "bare CR in a field", answer: "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "chunked and Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "bare-LF chunk line", answer: te + "2\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "CR in a chunk extension", answer: te + "2;a=\rb\r\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "chunk extension", answer: te + "2;a=b\r\nok\r\n0\r\n\r\n"},
+		{name: "bad chunk size", answer: te + "0x2\r\nok\r\n0\r\n\r\n", closeAfter: true},
+		{name: "chunk without CRLF", answer: te + "2\r\nokX0\r\n\r\n", closeAfter: true},
+		{name: "malformed trailer", answer: te + "2\r\nok\r\n0\r\nX-T 1\r\n\r\n", closeAfter: true},
+		{name: "trailer", answer: te + "2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"},
+		{name: "Content-Length longer than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok", closeAfter: true},
+		{name: "Content-Length shorter than the body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokextra", stray: true},
+		{name: "HEAD answered with a body", method: http.MethodHead, answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "HEAD answered with a chunked body", method: http.MethodHead, answer: te + "2\r\nok\r\n0\r\n\r\n", stray: true},
+		{name: "103 then 200", answer: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + okResponse},
+		{name: "100 then 200", answer: "HTTP/1.1 100 Continue\r\n\r\n" + okResponse},
+		{name: "only 1xx", answer: "HTTP/1.1 103 Early Hints\r\n\r\n", closeAfter: true},
+		{name: "204 with a body", answer: "HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "304 with a body", answer: "HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok", stray: true},
+		{name: "204 with a chunked body", answer: "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", stray: true},
+		{name: "two Content-Lengths", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", closeAfter: true},
+		{name: "HTTP/1.0 without length", answer: "HTTP/1.0 200 OK\r\n\r\nuntil close", closeAfter: true},
+	}
 }

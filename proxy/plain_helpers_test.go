@@ -10,23 +10,6 @@ import (
 	"github.com/meridian-edge/meridian/config"
 )
 
-// h2Mode is how an HTTP/2 client reaches the proxy: TLS with ALPN h2, or
-// h2c with prior knowledge.
-type h2Mode string
-
-const (
-	h2TLS h2Mode = "tls"
-	h2C   h2Mode = "h2c"
-)
-
-// forH2 runs f as a subtest for each way of speaking HTTP/2 to the proxy.
-func forH2(t *testing.T, f func(t *testing.T, mode h2Mode)) {
-	t.Helper()
-	for _, m := range []h2Mode{h2TLS, h2C} {
-		t.Run(string(m), func(t *testing.T) { f(t, m) })
-	}
-}
-
 // h2Harness is a fast-path harness for cfg with a client that speaks
 // only HTTP/2 to it (net/http's Transport, whose HTTP/2 client is
 // golang.org/x/net/http2's, bundled; x/net's own Transport type is

@@ -20,6 +20,7 @@ type httpPlain struct {
 	buf     []byte // the request's method, target, host and fields
 	vals    []byte // scratch for response field values
 	aborted bool
+	final   bool // a final (non-1xx) head was written
 }
 
 var (
@@ -81,6 +82,7 @@ func (p *Proxy) servePlainHTTP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ok := p.ServePlain(&a.rq, a)
 	aborted := a.aborted
+	a.final = false
 	clear(a.fields)
 	a.r, a.w, a.rq = nil, nil, PlainRequest{}
 	if cap(a.buf) <= 64<<10 {
@@ -104,6 +106,7 @@ func (a *httpPlain) Field(i int) (name, value []byte) { return a.fields[i].Name,
 func (a *httpPlain) WriteHead(code int, fields *ResponseFields) error {
 	a.setFields(fields, "")
 	a.w.WriteHeader(code)
+	a.final = code >= 200
 	if code < 200 {
 		clear(a.w.Header()) // net/http keeps a 1xx's fields for the next head
 	}
@@ -182,7 +185,12 @@ func canonicalName(name []byte) string {
 
 func (a *httpPlain) Write(p []byte) (int, error) { return a.w.Write(p) }
 
+// Flush sends what is buffered. Before the final head it does nothing:
+// net/http sends a 1xx head at once, and flushing then would send 200.
 func (a *httpPlain) Flush() error {
+	if !a.final {
+		return nil
+	}
 	if f, ok := a.w.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -25,7 +25,7 @@ import (
 // path, not through ReverseProxy and http.Transport (which would leave
 // the fast pools empty).
 func TestPlainH2FastUpstream(t *testing.T) {
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		up := newCannedUpstream(t, always("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"))
 		hh := newH2Harness(t, cannedConfig(up.URL), mode)
 		for i := range 10 {
@@ -63,7 +63,7 @@ func TestPlainH2FastUpstream(t *testing.T) {
 // hop-by-hop fields of the response are stripped, the region is set, and
 // split cookies are joined for the HTTP/1.1 upstream.
 func TestPlainH2Headers(t *testing.T) {
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		up := newCannedUpstream(t, always("HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: secret\r\n"+
 			"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Meridian-Region: spoofed\r\nX-Kept: a\r\nX-Kept: b\r\n"+
 			"Content-Length: 2\r\n\r\nok"))
@@ -139,7 +139,7 @@ func TestPlainH2Bodies(t *testing.T) {
 			_, _ = w.Write(bytes.Repeat([]byte("r"), k))
 		}
 	})
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		hh := newH2Harness(t, cannedConfig(up.URL), mode)
 		small := bytes.Repeat([]byte("0123456789"), 1000)  // 10 KB: within max_retry_body
 		large := bytes.Repeat([]byte("abcdefghij"), 300e3) // 3 MB: beyond it
@@ -195,7 +195,7 @@ func TestPlainH2Bodies(t *testing.T) {
 // dies after serving, and a region without a live endpoint are retried
 // and failed over as SPEC section 5 says, with passive health reports.
 func TestPlainH2Failover(t *testing.T) {
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		var euHits atomic.Int64
 		eu := upstream(t, func(w http.ResponseWriter, _ *http.Request) {
 			euHits.Add(1)
@@ -237,7 +237,7 @@ func TestPlainH2Failover(t *testing.T) {
 // TestPlainH2RetryStatus: a retry_on status from one endpoint is retried
 // on the next, and the client gets the second answer.
 func TestPlainH2RetryStatus(t *testing.T) {
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		bad := newCannedUpstream(t, always("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"))
 		good := newCannedUpstream(t, always("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"))
 		cfg := &config.Config{
@@ -272,7 +272,7 @@ func TestPlainH2Misbehaving(t *testing.T) {
 		"/bad-chunk": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
 		"/chunked":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2;ext=1\r\nok\r\n3\r\n!!!\r\n0\r\nX-T: done\r\n\r\n",
 	}))
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		hh := newH2Harness(t, cannedConfig(up.URL), mode)
 		for _, path := range []string{"/garbage", "/two-cl", "/bad-te"} {
 			resp, _ := hh.get(testHost, path)
@@ -325,7 +325,7 @@ func TestPlainH2Misbehaving(t *testing.T) {
 // or while the upstream has yet to answer, ends the upstream exchange:
 // the upstream connection is closed, not left streaming.
 func TestPlainH2ClientCancel(t *testing.T) {
-	forH2(t, func(t *testing.T, mode h2Mode) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
 		var ended, waitEnded atomic.Bool
 		up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/wait" {

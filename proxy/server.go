@@ -17,6 +17,16 @@ const (
 	MaxHeaderBytes = 64 << 10
 	// maxConcurrentStreams bounds the requests of one HTTP/2 connection.
 	maxConcurrentStreams = 250
+	// maxReadFrameSize is the largest HTTP/2 frame a client may send
+	// (SETTINGS_MAX_FRAME_SIZE): the protocol's default, as HAProxy and
+	// nginx have it, so that one frame cannot make the server buffer
+	// more; a larger one is a connection error (FRAME_SIZE_ERROR).
+	maxReadFrameSize = 16 << 10
+	// h2WriteByteTimeout closes an HTTP/2 connection to which nothing
+	// could be written for that long while there was something to write
+	// (a client that stopped reading its socket), as nginx's send_timeout
+	// does; flow-control waits do not count.
+	h2WriteByteTimeout = 60 * time.Second
 )
 
 // Server returns an *http.Server for addr with the proxy as its handler,
@@ -44,6 +54,8 @@ func (p *Proxy) Server(addr string) *http.Server {
 		Protocols:         &protos,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: maxConcurrentStreams,
+			MaxReadFrameSize:     maxReadFrameSize,
+			WriteByteTimeout:     h2WriteByteTimeout,
 			SendPingTimeout:      h2PingAfter,
 			PingTimeout:          h2PingTimeout,
 		},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -42,6 +43,10 @@ type conn struct {
 	quit  chan struct{}  // ends the writer goroutine
 	wdone chan struct{}  // closed when it has ended
 	idle  *time.Timer
+	ping  *time.Timer // nil without PingAfter
+	// blocked is when the reader began to wait for bytes (Unix
+	// nanoseconds), zero while it has some.
+	blocked atomic.Int64
 
 	// The reader's own state: the header block being decoded.
 	hs        *Stream // its stream, nil when it is discarded
@@ -77,6 +82,7 @@ type conn struct {
 	recvUnacked int64 // consumed, not yet returned to the client
 	waiters     []*Stream
 	tableUpdate bool
+	pingSent    time.Time // an unanswered PING's, zero when none
 	resets      int
 	completed   int
 	// recent are streams closed before the client ended them: frames it
@@ -190,6 +196,9 @@ func (c *conn) serve() {
 		c.wbuf = appendWindowUpdate(c.wbuf, 0, s.ConnWindow-65535)
 	}
 	c.idle = time.AfterFunc(s.IdleTimeout, c.onIdle)
+	if s.PingAfter > 0 {
+		c.ping = time.AfterFunc(s.PingAfter, c.onPing)
+	}
 	c.mu.Unlock()
 	c.kick()
 
@@ -197,8 +206,14 @@ func (c *conn) serve() {
 	for {
 		if c.br.Buffered() == 0 {
 			c.kick()
+			if c.ping != nil {
+				c.blocked.Store(time.Now().UnixNano())
+			}
 		}
 		fh, rerr := c.fr.ReadFrameHeader()
+		if c.ping != nil {
+			c.blocked.Store(0)
+		}
 		var f http2.Frame
 		if rerr == nil {
 			f, rerr = c.fr.ReadFrameForHeader(fh)
@@ -228,6 +243,9 @@ func (c *conn) serve() {
 	}
 	c.wg.Wait()
 	c.idle.Stop()
+	if c.ping != nil {
+		c.ping.Stop()
+	}
 }
 
 // connCode is the GOAWAY code for a reader error, and whether there is
@@ -421,6 +439,40 @@ func (c *conn) onIdle() {
 	if c.active == 0 && !c.closed {
 		c.goAwayLocked(http2.ErrCodeNo)
 	}
+}
+
+// onPing sends a PING when the reader has waited PingAfter with streams
+// open, and closes the connection when one goes unanswered PingTimeout.
+func (c *conn) onPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	s, now := c.srv, time.Now()
+	next := s.PingAfter
+	switch {
+	case !c.pingSent.IsZero():
+		waited := now.Sub(c.pingSent)
+		if waited >= s.PingTimeout {
+			c.srv.Log.Debug("http2 client did not answer a ping", "peer", c.info.Remote)
+			c.closeLocked(ErrConnClosed)
+			return
+		}
+		next = s.PingTimeout - waited
+	case c.active > 0:
+		if b := c.blocked.Load(); b != 0 {
+			if waited := now.Sub(time.Unix(0, b)); waited >= s.PingAfter {
+				c.pingSent = now
+				c.wbuf = appendPing(c.wbuf)
+				c.wakeLocked()
+				next = s.PingTimeout
+			} else {
+				next = s.PingAfter - waited
+			}
+		}
+	}
+	c.ping.Reset(next)
 }
 
 // streamError resets stream id with code.

@@ -60,8 +60,9 @@
 // stream limit; control frames queued while the client does not read
 // (the connection is closed beyond maxQueuedControl); frames that do
 // nothing (empty DATA, empty CONTINUATION: ENHANCE_YOUR_CALM beyond
-// maxGlitches); the preface timeout, the idle timeout (GOAWAY NO_ERROR)
-// and a deadline on each write. Shutdown sends GOAWAY with the last
+// maxGlitches); the preface timeout, the idle timeout (GOAWAY NO_ERROR),
+// a deadline on each write, and a PING to a client that sent nothing for
+// PingAfter while it has streams open (closed when unanswered). Shutdown sends GOAWAY with the last
 // stream opened; those streams complete, then the connection half-closes
 // and reads on briefly so that its last frames are not lost to a reset.
 //

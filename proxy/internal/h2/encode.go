@@ -40,6 +40,14 @@ func appendPingAck(b []byte, data [8]byte) []byte {
 	return append(b, data[:]...)
 }
 
+// pingData is what the server's PINGs carry.
+var pingData = [8]byte{'m', 'e', 'r', 'i', 'd', 'i', 'a', 'n'}
+
+func appendPing(b []byte) []byte {
+	b = appendFrameHeader(b, 8, http2.FramePing, 0, 0)
+	return append(b, pingData[:]...)
+}
+
 func appendSettingsAck(b []byte) []byte {
 	return appendFrameHeader(b, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 }

@@ -294,3 +294,35 @@ func TestGoAwayAfterResetOfLastStream(t *testing.T) {
 		t.Fatal("the connection stayed open")
 	}
 }
+
+// TestPingDeadClient: a connection with a stream open whose client
+// answers no PING is closed, and the handler sees its stream end; one
+// whose client answers stays.
+func TestPingDeadClient(t *testing.T) {
+	ping := func(s *Server) { s.PingAfter, s.PingTimeout = 100*time.Millisecond, 100*time.Millisecond }
+	ended := make(chan struct{})
+	ts := newTestServer(t, func(s *Stream) { <-s.Done(); close(ended) }, false, ping)
+	r := dialRaw(t, ts.addr)
+	r.headers(1, true, get("/")...)
+	select {
+	case <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream of a client that answers no PING is still open")
+	}
+
+	alive := newTestServer(t, func(s *Stream) {
+		select {
+		case <-time.After(time.Second):
+			okHandler(s)
+		case <-s.Done():
+		}
+	}, false, ping)
+	resp, err := alive.client().Get(alive.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+}

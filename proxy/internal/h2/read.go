@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"strconv"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -35,6 +36,11 @@ func (c *conn) handle(f http2.Frame) error {
 		return c.onSettings(f)
 	case *http2.PingFrame:
 		if f.IsAck() {
+			c.mu.Lock()
+			if f.Data == pingData {
+				c.pingSent = time.Time{}
+			}
+			c.mu.Unlock()
 			return nil
 		}
 		c.mu.Lock()
@@ -153,6 +159,7 @@ func (c *conn) onReset(f *http2.RSTStreamFrame) error {
 	if s == nil {
 		return nil
 	}
+	s.remoteClosed = true // the client closed it: later frames on it are errors
 	c.dropLocked(s, ErrStreamReset)
 	return c.countResetLocked()
 }

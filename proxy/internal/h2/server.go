@@ -71,6 +71,10 @@ type Server struct {
 	// WriteTimeout bounds each write to the client; zero means
 	// IdleTimeout.
 	WriteTimeout time.Duration
+	// PingAfter sends a PING on a connection with open streams from
+	// which nothing was read for that long; one not answered within
+	// PingTimeout closes the connection. Zero sends none.
+	PingAfter, PingTimeout time.Duration
 	// StreamWindow and ConnWindow are the receive windows.
 	StreamWindow, ConnWindow uint32
 	// ResetBudget is DefaultResetBudget when zero.
@@ -152,6 +156,9 @@ func (s *Server) settings() {
 	}
 	if s.ConnWindow < 65535 {
 		s.ConnWindow = DefaultConnWindow
+	}
+	if s.PingAfter > 0 && s.PingTimeout <= 0 {
+		s.PingTimeout = s.PingAfter
 	}
 	if s.ResetBudget <= 0 {
 		s.ResetBudget = DefaultResetBudget
