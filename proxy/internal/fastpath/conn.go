@@ -68,6 +68,8 @@ type Conn struct {
 var connPool = sync.Pool{New: func() any {
 	fc := &Conn{In: Buf{B: make([]byte, ClientBufSize)}, BW: bufio.NewWriterSize(nil, 4<<10)}
 	fc.onReadable = fc.readable
+	fc.sw.step = fc.sw.writable // bound once, so that a write allocates nothing
+	fc.sr.step = fc.sr.readable
 	fc.Trip.Inform = fc.inform
 	fc.Trip.Out.W = fc.BW
 	return fc
@@ -82,8 +84,8 @@ func (s *Server) newConn(c net.Conn) *Conn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			fc.rc = rc
 			fc.Trip.Client.TCP = rc // peeked at while the upstream is to answer
-			fc.sw.Reset(c, rc)
-			fc.sr.Reset(c, rc)
+			fc.sw.reset(c, rc)
+			fc.sr.reset(c, rc)
 			fc.BW.Reset(&fc.sw)
 		}
 	} else if tc, ok := c.(*tls.Conn); ok {
@@ -108,8 +110,8 @@ func (fc *Conn) release() {
 	fc.srv, fc.C, fc.TLS, fc.Peer, fc.PeerIP, fc.rc = nil, nil, nil, netip.Addr{}, "", nil
 	fc.slot = nil
 	fc.idleSince.Store(0)
-	fc.sw.Reset(nil, nil)
-	fc.sr.Reset(nil, nil)
+	fc.sw.reset(nil, nil)
+	fc.sr.reset(nil, nil)
 	fc.In.R, fc.In.W = 0, 0
 	if cap(fc.Wire) > 128<<10 {
 		fc.Wire = nil // a large body's buffer is not kept
@@ -121,7 +123,7 @@ func (fc *Conn) release() {
 
 // src is what the client's connection is read through outside serveRaw.
 func (fc *Conn) src() io.Reader {
-	if fc.sr.Active() {
+	if fc.sr.active() {
 		return &fc.sr
 	}
 	return fc.C

@@ -12,7 +12,7 @@ import (
 
 // discardOutput drops what is buffered for the client.
 func (fc *Conn) discardOutput() {
-	if fc.sw.Active() {
+	if fc.sw.active() {
 		fc.BW.Reset(&fc.sw)
 	} else {
 		fc.BW.Reset(fc.C)

@@ -64,6 +64,12 @@ type sockOp struct {
 	err  error
 }
 
+// reset makes the read or write use c through rc (nil, nil: none).
+func (s *sockOp) reset(c net.Conn, rc syscall.RawConn) { s.c, s.rc = c, rc }
+
+// active reports whether there is a socket to use.
+func (s *sockOp) active() bool { return s.rc != nil }
+
 // fail keeps a failed system call's error as net.Conn reports one.
 func (s *sockOp) fail(op string, err error) {
 	s.err = &net.OpError{Op: op, Net: "tcp", Addr: s.c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
@@ -72,17 +78,6 @@ func (s *sockOp) fail(op string, err error) {
 // sockWriter writes to a socket with raw writes. It is the client writer
 // of cleartext connections.
 type sockWriter struct{ sockOp }
-
-// Reset makes w write to c through rc (nil, nil: nothing).
-func (w *sockWriter) Reset(c net.Conn, rc syscall.RawConn) {
-	if w.step == nil {
-		w.step = w.writable // bound once, so that a write allocates nothing
-	}
-	w.c, w.rc = c, rc
-}
-
-// Active reports whether w has a socket to write to.
-func (w *sockWriter) Active() bool { return w.rc != nil }
 
 func (w *sockWriter) Write(b []byte) (int, error) {
 	w.b, w.n, w.err = b, 0, nil
@@ -123,17 +118,6 @@ func (w *sockWriter) writable(fd uintptr) bool {
 // reads through outside its raw-read callbacks, on sockets it has the
 // descriptor of.
 type sockReader struct{ sockOp }
-
-// Reset makes r read from c through rc (nil, nil: nothing).
-func (r *sockReader) Reset(c net.Conn, rc syscall.RawConn) {
-	if r.step == nil {
-		r.step = r.readable // bound once, so that a read allocates nothing
-	}
-	r.c, r.rc = c, rc
-}
-
-// Active reports whether r has a socket to read from.
-func (r *sockReader) Active() bool { return r.rc != nil }
 
 func (r *sockReader) Read(b []byte) (int, error) {
 	if len(b) == 0 {

@@ -71,7 +71,8 @@ func newUpConn(c net.Conn) *UpConn {
 			u.rc = rc
 			u.onReady = u.ready
 			u.onPeek = u.peek
-			u.rd.Reset(c, rc)
+			u.rd.reset(c, rc)
+			u.rd.step = u.rd.readable
 		}
 	}
 	return u
