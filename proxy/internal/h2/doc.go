@@ -74,17 +74,17 @@
 // load generator is not counted):
 //
 //	go test -run '^$' -bench EngineH2Load -benchmem -benchtime 40000x ./proxy/internal/h2/
-//	native handler           4.6–5.3 µs   1 alloc
-//	http.Handler (adapter)  12.4–12.6 µs  24 allocs
-//	net/http's h2 server    53.2–55.1 µs  34 allocs (same http.Handler)
+//	native handler           4.6–7.0 µs   1 alloc
+//	http.Handler (adapter)  12.4–14.6 µs  24 allocs
+//	net/http's h2 server    53.2–58.9 µs  34 allocs (same http.Handler)
 //
 // Through the proxy to a plain HTTP/1.1 upstream (in the same process,
 // so its CPU is counted too), engine with ServePlain against net/http's
 // HTTP/2 server with ServePlain behind its http.Handler:
 //
 //	go test -run '^$' -bench H2LoadCPU -benchmem -benchtime 20000x ./proxy/
-//	h2c  engine 42.4–46.9 µs (2 allocs)  net/http 79.8–83.6 µs (41 allocs)
-//	TLS  engine 42.3–46.8 µs (2 allocs)  net/http 85.6–90.7 µs (41 allocs)
+//	h2c  engine 41.5–46.9 µs (2 allocs)  net/http 79.8–93.5 µs (41 allocs)
+//	TLS  engine 42.3–46.8 µs (2 allocs)  net/http 85.6–90.8 µs (41 allocs)
 //
 // A CPU profile of the h2c engine run (39.7 µs per request) splits it:
 // the in-process upstream 31% (about 12 µs, which a real upstream does
