@@ -116,8 +116,9 @@ type fastServer struct {
 	readHeader time.Duration
 	idle       time.Duration
 	// slots are the places in the connection counts of connections
-	// handed to net/http as they are (h2 by ALPN), released when net/http
-	// reports them closed; the others are released by handedConn.Close.
+	// handed to net/http as they are (h2 by ALPN, only with h2NetHTTP),
+	// released when net/http reports them closed; the others are released
+	// by handedConn.Close.
 	slots sync.Map // net.Conn → *connSlot
 	// h2 serves the HTTP/2 connections (fast_h2.go).
 	h2once sync.Once
