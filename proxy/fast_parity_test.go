@@ -208,12 +208,14 @@ func TestPathParityMisbehaving(t *testing.T) {
 	}
 }
 
-// misbehave runs one case of TestPathParityMisbehaving and returns what
-// the clients saw.
-func misbehave(t *testing.T, path servePath, mc misbehaving) string {
+// misbehavingUpstream is the upstream of one misbehaving case: it answers
+// the first request of a connection with mc.answer and, once taken is
+// closed, writes mc.idle on the idle connection and sends on wrote; later
+// requests get pathResponse.
+func misbehavingUpstream(t *testing.T, mc misbehaving) (up *wireUpstream, taken, wrote chan struct{}) {
 	t.Helper()
-	taken, wrote := make(chan struct{}), make(chan struct{}, 1)
-	up := newWireUpstream(t, func(c net.Conn, r *http.Request, n int64) bool {
+	taken, wrote = make(chan struct{}), make(chan struct{}, 1)
+	up = newWireUpstream(t, func(c net.Conn, r *http.Request, n int64) bool {
 		if n > 1 {
 			_, err := io.WriteString(c, pathResponse(r))
 			return err == nil
@@ -233,6 +235,14 @@ func misbehave(t *testing.T, path servePath, mc misbehaving) string {
 		wrote <- struct{}{}
 		return err == nil && !mc.idleClose
 	})
+	return up, taken, wrote
+}
+
+// misbehave runs one case of TestPathParityMisbehaving and returns what
+// the clients saw.
+func misbehave(t *testing.T, path servePath, mc misbehaving) string {
+	t.Helper()
+	up, taken, wrote := misbehavingUpstream(t, mc)
 	h := newHarness(t, cannedConfig(up.URL), path)
 	method := mc.method
 	if method == "" {

@@ -31,17 +31,6 @@ var h2specKnown = map[string]string{
 	// reader cannot tell from a frame. Over TLS, where ALPN chose h2, the
 	// case runs.
 	"http2/3.5/2@h2c": "the cleartext port serves HTTP/1.1 as well: a wrong preface is an HTTP/1.1 request (400 and close)",
-	// net/http's server hangs up (GOAWAY PROTOCOL_ERROR) on a SETTINGS
-	// frame that names a setting twice, which RFC 9113 section 6.5.3
-	// allows (values apply in order); no server setting changes it.
-	"http2/6.5.3/1": "known defect: net/http's HTTP/2 server closes the connection on a SETTINGS frame with a repeated setting",
-	// net/http answers a request with connection-specific fields (or TE
-	// other than trailers) with 400 and ends the stream, where RFC 9113
-	// section 8.2.2 calls it malformed (stream error PROTOCOL_ERROR;
-	// section 8.1.1 lets a server answer first). The request is not
-	// forwarded either way: TestH2ConnectionSpecificRefused holds that.
-	"http2/8.1.2.2/1": "known defect: net/http answers connection-specific fields with 400, not RST_STREAM PROTOCOL_ERROR",
-	"http2/8.1.2.2/2": "known defect: net/http answers TE other than trailers with 400, not RST_STREAM PROTOCOL_ERROR",
 }
 
 // TestH2Spec runs every server-side case of h2spec (generic, http2 and

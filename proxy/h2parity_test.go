@@ -203,27 +203,7 @@ func TestPathParityMisbehavingH2(t *testing.T) {
 // in the form misbehave writes.
 func misbehaveTLS(t *testing.T, mc misbehaving, useH2 bool) string {
 	t.Helper()
-	taken, wrote := make(chan struct{}), make(chan struct{}, 1)
-	up := newWireUpstream(t, func(c net.Conn, r *http.Request, n int64) bool {
-		if n > 1 {
-			_, err := io.WriteString(c, pathResponse(r))
-			return err == nil
-		}
-		if _, err := io.WriteString(c, mc.answer); err != nil || mc.closeAfter {
-			return false
-		}
-		if mc.idle == "" {
-			return true
-		}
-		select {
-		case <-taken:
-		case <-time.After(10 * time.Second):
-			return false
-		}
-		_, err := io.WriteString(c, mc.idle)
-		wrote <- struct{}{}
-		return err == nil && !mc.idleClose
-	})
+	up, taken, wrote := misbehavingUpstream(t, mc)
 	s := serveH2(t, cannedConfig(up.URL))
 	method := mc.method
 	if method == "" {

@@ -343,8 +343,8 @@ func TestShutdownWaitsForBothPaths(t *testing.T) {
 	}
 }
 
-// TestH2ConnectionCounted: a TLS connection that chose h2 goes to net/http
-// as it is; it counts until net/http closes it.
+// TestH2ConnectionCounted: a TLS connection that chose h2 goes to the h2
+// engine; it counts until it closes.
 func TestH2ConnectionCounted(t *testing.T) {
 	up := newCannedUpstream(t, always(okResponse))
 	ln, tlsOn, roots := tlsListener(t)
