@@ -14,59 +14,54 @@
 // handler. Everything a request needs is precomputed per Update into an
 // immutable table swapped atomically, so the hot path takes no locks.
 //
-// Serve adds a fast path in front of that server (fast*.go): it serves
-// HTTP/1.1 requests of services whose endpoints are all http itself,
-// parsing heads in place and forwarding over pooled keep-alive upstream
-// connections, with no allocation per request, through the same
-// decision, endpoint choice, retry, health-report and metrics code as
-// ServeHTTP. HTTP/2 connections (ALPN or h2c) it serves with the
-// frame-level engine of proxy/internal/h2 (fast_h2.go). Whatever else it
-// does not take (HTTP/1.0, upgrades,
+// Serve adds a fast path in front of that server: HTTP/1.1 requests of
+// services whose endpoints are all http are parsed in place and forwarded
+// over pooled keep-alive upstream connections, with no allocation per
+// request, through the same decision, endpoint choice, retry,
+// health-report and metrics code as ServeHTTP. HTTP/2 connections (ALPN
+// or h2c) it serves with the frame-level engine of proxy/internal/h2
+// (fast_h2.go). Whatever else it does not take (HTTP/1.0, upgrades,
 // Expect, chunked or larger-than-max_retry_body request bodies, sticky
-// cookies, heads that do not parse cleanly or exceed 8 KiB) it hands, with
-// the bytes already read, to the *http.Server, which keeps the connection.
-// After the first request, cleartext connections are served from inside
-// raw reads of their sockets, and upstream requests are written from inside
-// raw reads of the upstream sockets, so that no read is tried that is bound
-// to fail: a proxied request costs two reads and two writes. Those are raw
-// system calls on non-blocking sockets, which keep the scheduler's P on
-// its thread (fast_sys.go says why that matters on one pinned core).
-// Differences that remain: while the upstream is still to answer, the
-// fast path looks whether the client left once a second (net/http notices
-// at once), and on TLS connections sees only a client that closed without
-// a close_notify alert (after one, the request runs on and is counted with
-// the upstream's status, not 499); it relays chunked bodies with
-// their chunk boundaries and extensions as the upstream sent them,
-// sniffs a missing Content-Type only for bodies that are not chunked (from
-// the bytes at hand), and closes a connection whose request body it did
-// not need (421, 503) instead of reading it.
+// cookies, heads that do not parse cleanly or exceed 8 KiB) it hands,
+// with the bytes already read, to the *http.Server, which keeps the
+// connection. Differences that remain: while the upstream is still to
+// answer, the fast path looks whether the client left once a second
+// (net/http notices at once), and on TLS connections sees only a client
+// that closed without a close_notify alert (after one, the request runs
+// on and is counted with the upstream's status, not 499); it relays
+// chunked bodies with their chunk boundaries as the upstream sent them,
+// sniffs a missing Content-Type only for bodies that are not chunked
+// (from the bytes at hand), and closes a connection whose request body it
+// did not need (421, 503) instead of reading it.
 //
 // Requests that reach the proxy as HTTP/2 (the h2 engine, or net/http's
 // server where Serve is not used) take the same upstream side when their
-// service is plain:
-// ServePlain (plain*.go) forwards a request described by a PlainRequest
-// (method, target, authority, fields, body) over the fast path's pooled
-// HTTP/1.1 upstream connections and relays the response to a
-// PlainResponse, with the same decision, endpoint choice, retries,
-// health reports, metrics, access log, forwarding fields and framing
-// checks, and no allocation of its own per request. The h2 engine's
-// streams call it directly (fast_h2_plain.go); ServeHTTP calls it through
-// an adapter for HTTP/2 requests net/http's server received. A body of unknown length is
-// read whole when it fits max_retry_body (then sent with Content-Length
-// and replayable), else streamed chunked and not retried after it
-// started. What ServePlain does not take (services that are not plain,
-// CONNECT, upgrades, Expect, gRPC, requests declaring trailers) goes
-// through ReverseProxy as before. Trailers of chunked upstream responses
-// reach HTTP/2 clients as trailers.
+// service is plain: ServePlain (plain*.go) forwards a request described
+// by a PlainRequest over the same pooled HTTP/1.1 upstream connections
+// and relays the response to a PlainResponse, with the same steering,
+// retries, health reports, metrics, access log, forwarding fields and
+// framing checks, and no allocation of its own per request. The h2
+// engine's streams call it directly (fast_h2_plain.go); ServeHTTP calls it
+// through an adapter for HTTP/2 requests net/http's server received. A
+// body of unknown length is read whole when it fits max_retry_body (then
+// sent with Content-Length and replayable), else streamed chunked and not
+// retried after it started. What ServePlain does not take (services that
+// are not plain, CONNECT, upgrades, Expect, gRPC, requests declaring
+// trailers) goes through ReverseProxy. Trailers of chunked upstream
+// responses reach HTTP/2 clients as trailers.
 //
-// The fast path's files hold the connection engine (sockets, buffers,
-// upstream pools, relaying bodies, hand-off to net/http). Every rule about
-// HTTP/1.1 bytes on the wire it applies lives in the codec package
-// proxy/internal/h1, which has no sockets and no proxy state and is fuzzed
-// against net/http: where a head ends, how heads and fields parse, which
-// requests it takes and which framing it refuses, how a response body is
-// delimited, the checks on chunk lines and trailers, and the heads it
-// writes.
+// Where the rest lives. This package is steering, retries and forwarding:
+// the routing table (table.go, route.go), the exchange with its decision,
+// endpoint choice and retries (exchange.go, retry.go, pick.go), the
+// requests it writes upstream (fast_request.go, plain_exchange.go), the
+// net/http path (forward.go), metrics and the access log. The connection
+// engine is proxy/internal/fastpath: accept, tracking and Shutdown, the
+// client connections' read loops, buffers, raw socket I/O, upstream pools,
+// the upstream round trip and the relays (shared by the fast path and
+// ServePlain), and the hand-off to net/http; it calls the proxy once per
+// request (fastServer.route, fast_route.go). Every rule about HTTP/1.1
+// bytes on the wire is in proxy/internal/h1, which has no sockets and no
+// proxy state and is fuzzed against net/http.
 //
 // Behaviour worth knowing:
 //   - The original Host header is sent upstream (as Envoy, HAProxy and

@@ -4,18 +4,18 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h2"
 )
 
-// The fast path serves HTTP/1.1 requests the way HAProxy does: one
-// goroutine per client connection reads request heads into a pooled
-// buffer, parses them in place and forwards the ones it can take over
+// The fast path (its connection engine is proxy/internal/fastpath; this
+// file wires it to the proxy) serves HTTP/1.1 requests the way HAProxy
+// does: one goroutine per client connection reads request heads into a
+// pooled buffer, parses them in place and forwards the ones it can take over
 // pooled keep-alive connections to the endpoints, with no http.Request,
 // header map or context per request. It makes the same decisions as
 // ServeHTTP (routing, policy, endpoint choice, retries and failover,
@@ -51,39 +51,37 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 	}
 	fs := &fastServer{
 		p:          p,
-		ln:         ln,
 		srv:        srv,
 		next:       srv.Handler,
 		direct:     srv.Handler == p,
 		readHeader: srv.ReadHeaderTimeout,
 		idle:       srv.IdleTimeout,
-		conns:      make(map[*fconn]struct{}),
-		drained:    make(chan struct{}),
+		eng:        fastpath.NewServer(ln, p.log),
 	}
+	fs.eng.OnShutdown, fs.eng.OnClose = fs.shutdownH2, fs.closeH2
 	if fs.readHeader <= 0 {
 		fs.readHeader = ReadHeaderTimeout
 	}
 	if fs.idle <= 0 {
 		fs.idle = IdleTimeout
 	}
+	eng := fs.eng
+	eng.ReadHeader, eng.Idle = fs.readHeader, fs.idle
+	eng.Busy, eng.BusyIdle = &p.conns.busy, p.conns.lim.BusyIdleTimeout
+	eng.Route, eng.ServeH2, eng.H2NetHTTP = fs.route, fs.serveH2, h2NetHTTP
+	eng.MaxHeaderBytes = srv.MaxHeaderBytes
 	if !p.serving.add(fs) {
 		_ = ln.Close() // Shutdown came first
 		return http.ErrServerClosed
 	}
 	defer p.serving.remove(fs)
-	fs.hand = &handoff{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), onClose: func() {
+	fs.hand = fastpath.NewHandoff(ln.Addr(), func() {
 		_ = ln.Close() // the accept loop ends with it
-	}}
+	})
+	eng.Hand = fs.hand
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		if h, ok := c.(interface{ connState(http.ConnState) }); ok {
-			h.connState(st) // a handed connection's screener follows it
-		}
-		if st == http.StateClosed {
-			if slot, ok := fs.slots.LoadAndDelete(c); ok {
-				slot.(*connSlot).release()
-			}
-		}
+		eng.ConnState(c, st)
 		if prev != nil {
 			prev(c, st)
 		}
@@ -95,10 +93,10 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 		_ = fs.hand.Close() // net/http stopped: so does the fast path
 		slow <- err
 	}()
-	err := fs.accept()
+	err := fastpath.Accept(fs.eng, fs.admit, fs.eng.ServeConn)
 	_ = fs.hand.Close()
 	serr := <-slow
-	fs.shutdown() // when srv was shut down or closed on its own
+	fs.eng.Shutdown() // when srv was shut down or closed on its own
 	if errors.Is(serr, http.ErrServerClosed) || fs.stopped.Load() {
 		return http.ErrServerClosed
 	}
@@ -108,189 +106,33 @@ func (p *Proxy) Serve(ln net.Listener, srv *http.Server) error {
 // fastServer is one listener's fast path.
 type fastServer struct {
 	p          *Proxy
-	ln         net.Listener
 	srv        *http.Server
-	hand       *handoff     // feeds net/http
-	next       http.Handler // srv.Handler as Serve found it
-	direct     bool         // next is the proxy itself
+	eng        *fastpath.Server  // accepts, tracks and stops the connections
+	hand       *fastpath.Handoff // feeds net/http
+	next       http.Handler      // srv.Handler as Serve found it
+	direct     bool              // next is the proxy itself
 	readHeader time.Duration
 	idle       time.Duration
-	// slots are the places in the connection counts of connections
-	// handed to net/http as they are (h2 by ALPN, only with h2NetHTTP),
-	// released when net/http reports them closed; the others are released
-	// by handedConn.Close.
-	slots sync.Map // net.Conn → *connSlot
 	// h2 serves the HTTP/2 connections (fast_h2.go).
 	h2once sync.Once
 	h2     *h2.Server
 
-	mu          sync.Mutex
-	conns       map[*fconn]struct{}
-	shutting    atomic.Bool
-	stopped     atomic.Bool   // by Shutdown
-	drained     chan struct{} // closed once shutting and no connection is left
-	drainedOnce sync.Once
+	stopped atomic.Bool // by Shutdown
 }
 
-// accept runs the accept loop until the listener fails or closes, backing
-// off on resource exhaustion as net/http does.
-func (fs *fastServer) accept() error {
-	var delay time.Duration
-	for {
-		c, err := fs.ln.Accept()
-		if err != nil {
-			if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) &&
-				!errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.ENOMEM) {
-				return err
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			fs.p.log.Error("accepting a connection", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		src := sourceKey(c.RemoteAddr())
-		if !fs.p.conns.acquire(src) {
-			_ = c.Close() // over a limit (counted); nothing to tell the client
-			continue
-		}
-		go fs.serveConn(c, &connSlot{l: fs.p.conns, src: src})
+// admit takes a connection within the connection limits; one over a
+// limit is closed (and counted), with nothing to tell the client.
+func (fs *fastServer) admit(c net.Conn) (fastpath.Slot, bool) {
+	src := sourceKey(c.RemoteAddr())
+	if !fs.p.conns.acquire(src) {
+		_ = c.Close()
+		return nil, false
 	}
-}
-
-// serveConn runs one client connection.
-func (fs *fastServer) serveConn(c net.Conn, slot *connSlot) {
-	fc := newFconn(fs, c)
-	if !fs.track(fc) {
-		_ = c.Close() // shutting down
-		slot.release()
-		fc.release()
-		return
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			fs.p.log.Error("panic serving a connection", "panic", v, "stack", string(debug.Stack()))
-			_ = c.Close() // its state is unknown
-			slot.release()
-			fs.untrack(fc)
-		}
-	}()
-	fc.slot = slot
-	handed := fc.serve()
-	fs.untrack(fc)
-	if !handed {
-		_ = c.Close() // done with it; an error changes nothing
-		slot.release()
-	}
-	fc.release()
-}
-
-func (fs *fastServer) track(fc *fconn) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.shutting.Load() {
-		return false
-	}
-	fs.conns[fc] = struct{}{}
-	return true
-}
-
-func (fs *fastServer) untrack(fc *fconn) {
-	fs.mu.Lock()
-	delete(fs.conns, fc)
-	done := fs.shutting.Load() && len(fs.conns) == 0
-	fs.mu.Unlock()
-	if done {
-		fs.drainedOnce.Do(func() { close(fs.drained) })
-	}
-}
-
-// shutdown stops accepting; idle connections close now, busy ones after
-// their response. Safe to call more than once.
-func (fs *fastServer) shutdown() {
-	fs.mu.Lock()
-	fs.shutting.Store(true)
-	for fc := range fs.conns {
-		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			_ = fc.c.Close() // its goroutine sees the read fail
-		}
-	}
-	done := len(fs.conns) == 0
-	fs.mu.Unlock()
-	fs.shutdownH2()
-	_ = fs.ln.Close() // the accept loop ends with it
-	if done {
-		fs.drainedOnce.Do(func() { close(fs.drained) })
-	}
-}
-
-// closeAll closes every connection, busy or not.
-func (fs *fastServer) closeAll() {
-	fs.mu.Lock()
-	fs.shutting.Store(true)
-	for fc := range fs.conns {
-		fc.state.Store(connClosed)
-		_ = fc.c.Close() // its goroutine sees the read or write fail
-	}
-	fs.mu.Unlock()
-	fs.closeH2()
+	return &connSlot{l: fs.p.conns, src: src}, true
 }
 
 // shortenIdle moves the deadline of every idle connection to the busy idle
 // timeout after it went idle.
 func (fs *fastServer) shortenIdle() {
-	d := fs.p.conns.lim.BusyIdleTimeout
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for fc := range fs.conns {
-		if !fc.state.CompareAndSwap(connIdle, connShortening) {
-			continue // busy: it waits with the short timeout when next idle
-		}
-		if since := fc.idleSince.Load(); since != 0 {
-			fc.setWaitDeadline(time.Unix(0, since).Add(min(d, fs.idle)))
-		}
-		fc.state.Store(connIdle)
-	}
-}
-
-// handoff is the net.Listener srv serves: it yields the connections the
-// fast path hands over.
-type handoff struct {
-	addr    net.Addr
-	conns   chan net.Conn
-	done    chan struct{}
-	once    sync.Once
-	onClose func()
-}
-
-var _ net.Listener = (*handoff)(nil)
-
-func (h *handoff) Accept() (net.Conn, error) {
-	select {
-	case c := <-h.conns:
-		return c, nil
-	case <-h.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (h *handoff) Close() error {
-	h.once.Do(func() {
-		close(h.done)
-		h.onClose()
-	})
-	return nil
-}
-
-func (h *handoff) Addr() net.Addr { return h.addr }
-
-// deliver gives c to srv; once the listener is closed it closes c instead.
-func (h *handoff) deliver(c net.Conn) bool {
-	select {
-	case h.conns <- c:
-		return true
-	case <-h.done:
-		_ = c.Close() // nobody will serve it
-		return false
-	}
+	fs.eng.ShortenIdle(min(fs.p.conns.lim.BusyIdleTimeout, fs.idle))
 }

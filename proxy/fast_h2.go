@@ -3,6 +3,7 @@ package proxy
 import (
 	"time"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h2"
 )
 
@@ -15,7 +16,8 @@ import (
 // connection limits, and shutdown sends GOAWAY and drains its streams.
 
 // h2NetHTTP hands HTTP/2 connections to net/http's server instead, as
-// before the engine; benchmarks compare the two with it.
+// before the engine; benchmarks compare the two with it. Serve reads it
+// when it starts.
 var h2NetHTTP = false
 
 // h2Server is the listener's HTTP/2 engine, made on first use.
@@ -52,21 +54,13 @@ func (fs *fastServer) h2Server() *h2.Server {
 
 // serveH2 serves the connection as HTTP/2 until it closes; preread are
 // the bytes of it already read.
-func (fc *fconn) serveH2(preread []byte) {
-	if fc.state.Load() != connActive && !fc.setActive() {
+func (fs *fastServer) serveH2(fc *fastpath.Conn, preread []byte) {
+	if !fc.Active() && !fc.SetActive() {
 		return // shutdown closed it first
 	}
-	_ = fc.c.SetDeadline(time.Time{}) // the engine sets its own
-	fc.fs.h2Server().ServeConn(fc.c, h2.ConnInfo{Remote: fc.c.RemoteAddr(), Peer: fc.peer, TLS: fc.tls, Preread: preread})
+	_ = fc.C.SetDeadline(time.Time{}) // the engine sets its own
+	fs.h2Server().ServeConn(fc.C, h2.ConnInfo{Remote: fc.C.RemoteAddr(), Peer: fc.Peer, TLS: fc.TLS, Preread: preread})
 }
-
-// isH2Preface reports whether b starts with the HTTP/2 client preface's
-// first line, as a cleartext connection by prior knowledge does.
-func isH2Preface(b []byte) bool {
-	return !h2NetHTTP && len(b) >= len(h2PrefaceLine) && string(b[:len(h2PrefaceLine)]) == h2PrefaceLine
-}
-
-const h2PrefaceLine = "PRI * HTTP/2.0\r\n\r\n"
 
 // shutdownH2 sends GOAWAY on the HTTP/2 connections; closeH2 closes them.
 func (fs *fastServer) shutdownH2() { fs.h2Server().Shutdown() }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
 
 // The tests below run on a connection that has served one request, so
@@ -37,8 +39,8 @@ func TestRawPipelineFillsBuffer(t *testing.T) {
 	for i := range n {
 		batch.WriteString("GET /p/" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: " + testHost + "\r\n\r\n")
 	}
-	if batch.Len() < 2*clientBufSize {
-		t.Fatalf("batch of %d bytes does not overflow the %d-byte buffer", batch.Len(), clientBufSize)
+	if batch.Len() < 2*fastpath.ClientBufSize {
+		t.Fatalf("batch of %d bytes does not overflow the %d-byte buffer", batch.Len(), fastpath.ClientBufSize)
 	}
 	go func() { _, _ = io.WriteString(c.conn, batch.String()) }() // the replies are read meanwhile
 	for i := range n {
@@ -106,7 +108,7 @@ func TestRawLargeHeadHandedOver(t *testing.T) {
 	if resp, _ := c.get(testHost, "/first"); resp.StatusCode != 200 {
 		t.Fatalf("got %d", resp.StatusCode)
 	}
-	big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 2*clientBufSize) + "\r\n\r\n"
+	big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 2*fastpath.ClientBufSize) + "\r\n\r\n"
 	if resp, _ := c.do(http.MethodGet, big); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("got %d, want 431", resp.StatusCode)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -12,7 +13,7 @@ import (
 // the client's Host, hop-by-hop fields and the fields the Connection
 // header lists removed, forwarding fields replaced (or, from a trusted
 // proxy, extended), Content-Length from the body read.
-func (fc *fconn) appendRequest(b []byte, ex *exchange, rq *h1.Request) []byte {
+func appendRequest(b []byte, fc *fastpath.Conn, ex *exchange, rq *h1.Request) []byte {
 	b = append(b, rq.MethodName...)
 	b = append(b, ' ')
 	b = appendTarget(b, ex, rq.Target)
@@ -37,7 +38,7 @@ func (fc *fconn) appendRequest(b []byte, ex *exchange, rq *h1.Request) []byte {
 		b = rq.AppendValues(b, h1.KindXFF, ", ")
 		b = append(b, ", "...)
 	}
-	b = append(b, fc.peerIP...)
+	b = append(b, fc.PeerIP...)
 	b = append(b, "\r\n"...)
 	if ex.trusted && rq.XFHost {
 		b = rq.AppendFields(b, h1.KindXFHost, "X-Forwarded-Host")
@@ -49,7 +50,7 @@ func (fc *fconn) appendRequest(b []byte, ex *exchange, rq *h1.Request) []byte {
 	switch {
 	case ex.trusted && rq.XFProto:
 		b = rq.AppendFields(b, h1.KindXFProto, "X-Forwarded-Proto")
-	case fc.tls != nil:
+	case fc.TLS != nil:
 		b = append(b, "X-Forwarded-Proto: https\r\n"...)
 	default:
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
@@ -59,7 +60,7 @@ func (fc *fconn) appendRequest(b []byte, ex *exchange, rq *h1.Request) []byte {
 		b = rq.AppendValues(b, h1.KindForwarded, ", ")
 		b = append(b, ", "...)
 	}
-	b = appendForwarded(b, fc.peer, rq.Host, fc.tls != nil)
+	b = appendForwarded(b, fc.Peer, rq.Host, fc.TLS != nil)
 	return append(b, "\r\n\r\n"...)
 }
 

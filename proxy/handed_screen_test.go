@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -282,7 +281,7 @@ func TestHandedH2CPreface(t *testing.T) {
 	if resp, body := c.get(testHost, "/one"); resp.StatusCode != 200 || body != "/one" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
-	c.send(h2cPreface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00") // an empty SETTINGS frame
+	c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + "\x00\x00\x00\x04\x00\x00\x00\x00\x00") // an empty SETTINGS frame
 	head := make([]byte, 9)
 	if _, err := io.ReadFull(c.br, head); err != nil {
 		t.Fatalf("reading the server's first frame: %v", err)
@@ -291,8 +290,6 @@ func TestHandedH2CPreface(t *testing.T) {
 		t.Fatalf("got frame type %#x, want SETTINGS", head[3])
 	}
 }
-
-var _ net.Conn = (*handedConn)(nil)
 
 // TestHandedSlowHeadCut: on a handed connection, a later head dribbled a
 // line at a time is cut at the header timeout from when net/http waits
@@ -332,80 +329,6 @@ func TestHandedSplitAndLargeHeads(t *testing.T) {
 	big := "GET / HTTP/1.1\r\nHost: " + testHost + "\r\nX-Big: " + strings.Repeat("b", 20<<10) + "\r\n\r\n"
 	if resp, _ := c.do(http.MethodGet, big); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("got %d, want 431", resp.StatusCode)
-	}
-}
-
-// memConn is a stream of bytes to screen.
-type memConn struct{ b []byte }
-
-func (m *memConn) Read(p []byte) (int, error) {
-	if len(m.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b)
-	m.b = m.b[n:]
-	return n, nil
-}
-
-// screenStream is requests of every framing, for the allocation test and
-// the benchmark.
-func screenStream(n int) []byte {
-	var b strings.Builder
-	for i := range n {
-		switch i % 3 {
-		case 0:
-			b.WriteString("GET /a HTTP/1.1\r\nHost: " + testHost + "\r\nUser-Agent: x\r\n\r\n")
-		case 1:
-			b.WriteString("POST /b HTTP/1.1\r\nHost: " + testHost + "\r\nContent-Length: 5\r\n\r\nhello")
-		default:
-			b.WriteString("PUT /c HTTP/1.1\r\nHost: " + testHost + "\r\nTransfer-Encoding: chunked\r\n\r\n5;x\r\nhello\r\n0\r\n\r\n")
-		}
-	}
-	return []byte(b.String())
-}
-
-// TestScreenerAllocs: screening requests allocates nothing once the
-// screener is set up.
-func TestScreenerAllocs(t *testing.T) {
-	stream := screenStream(30)
-	var s screener
-	s.init(&memConn{}, nil, true, 64<<10, 0)
-	p := make([]byte, 4<<10)
-	allocs := testing.AllocsPerRun(100, func() {
-		s.src.(*memConn).b = stream
-		s.st, s.started = scrHead, true
-		total := 0
-		for {
-			n, err := s.Read(p)
-			total += n
-			if err != nil {
-				break
-			}
-		}
-		if total != len(stream) {
-			t.Fatalf("read %d bytes, want %d", total, len(stream))
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("got %v allocations per 30 requests, want 0", allocs)
-	}
-}
-
-func BenchmarkScreener(b *testing.B) {
-	stream := screenStream(300)
-	var s screener
-	s.init(&memConn{}, nil, true, 64<<10, 0)
-	p := make([]byte, 4<<10)
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	for b.Loop() {
-		s.src.(*memConn).b = stream
-		s.st, s.started = scrHead, true
-		for {
-			if _, err := s.Read(p); err != nil {
-				break
-			}
-		}
 	}
 }
 

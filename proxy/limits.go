@@ -153,15 +153,6 @@ func (l *connLimiter) release(src netip.Addr) {
 	}
 }
 
-// idleTimeout is how long a connection may wait for its next request:
-// def, or the busy timeout while the node is busy.
-func (l *connLimiter) idleTimeout(def time.Duration) time.Duration {
-	if l.busy.Load() {
-		return min(l.lim.BusyIdleTimeout, def)
-	}
-	return def
-}
-
 // connSlot is one accepted connection's place in the counts; release
 // gives it back once, whoever closes the connection.
 type connSlot struct {
@@ -169,6 +160,9 @@ type connSlot struct {
 	src  netip.Addr
 	done atomic.Bool
 }
+
+// Release gives the slot back (fastpath.Slot).
+func (s *connSlot) Release() { s.release() }
 
 func (s *connSlot) release() {
 	if s != nil && s.done.CompareAndSwap(false, true) {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
 
 // withLimits is a harness tweak that sets the proxy's connection limits.
@@ -185,9 +187,9 @@ func TestBusyIdleTimeout(t *testing.T) {
 // the traffic no longer uses are closed period by period.
 func TestUpstreamIdleBounded(t *testing.T) {
 	// Restored after the harness's own cleanup, which closes the pools.
-	l, d := idleLimit, idlePurgeEvery
-	t.Cleanup(func() { idleLimit, idlePurgeEvery = l, d })
-	idleLimit, idlePurgeEvery = 8, 100*time.Millisecond
+	l, d := fastpath.IdleLimit, fastpath.IdlePurgeEvery
+	t.Cleanup(func() { fastpath.IdleLimit, fastpath.IdlePurgeEvery = l, d })
+	fastpath.IdleLimit, fastpath.IdlePurgeEvery = 8, 100*time.Millisecond
 
 	const burst = 20
 	var open atomic.Int64
@@ -232,14 +234,14 @@ func TestUpstreamIdleBounded(t *testing.T) {
 	wg.Wait()
 	waitFor(t, "the pool to keep at most its limit", 5*time.Second, func() bool { return open.Load() <= 8 })
 	pool := h.pool(up.URL)
-	waitFor(t, "unused connections to be purged", 10*time.Second, func() bool { return pool.size() <= 1 && open.Load() <= 1 })
+	waitFor(t, "unused connections to be purged", 10*time.Second, func() bool { return pool.Idle() <= 1 && open.Load() <= 1 })
 
 	// A steady trickle keeps its one connection.
 	for range 3 {
 		if resp, _ := h.get(testHost, "/"); resp.StatusCode != 200 {
 			t.Fatalf("got %d", resp.StatusCode)
 		}
-		time.Sleep(2 * idlePurgeEvery)
+		time.Sleep(2 * fastpath.IdlePurgeEvery)
 	}
 	if n := open.Load(); n != 1 {
 		t.Errorf("the upstream holds %d connections after a trickle, want 1", n)
@@ -247,7 +249,7 @@ func TestUpstreamIdleBounded(t *testing.T) {
 }
 
 // pool returns the fast path's pool for the endpoint at url.
-func (h *harness) pool(url string) *upPool {
+func (h *harness) pool(url string) *fastpath.Pool {
 	h.t.Helper()
 	h.p.mu.Lock()
 	defer h.p.mu.Unlock()
@@ -258,12 +260,6 @@ func (h *harness) pool(url string) *upPool {
 	}
 	h.t.Fatalf("no endpoint %s", url)
 	return nil
-}
-
-func (p *upPool) size() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
 }
 
 // TestSourceKey: IPv4 addresses count one by one, IPv6 ones by /64.

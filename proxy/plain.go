@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"time"
 
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
@@ -119,12 +119,14 @@ func (r *ResponseFields) add(name, value []byte) {
 
 // plainConn is the state of one ServePlain call, pooled.
 type plainConn struct {
-	p   *Proxy
-	rq  *PlainRequest
-	w   PlainResponse
-	ex  *exchange
-	rs  h1.Response
-	out ResponseFields
+	p    *Proxy
+	rq   *PlainRequest
+	w    PlainResponse
+	ex   *exchange
+	trip fastpath.Trip // the upstream side of the request
+	out  ResponseFields
+	// onStream is pc.sendStream, bound once.
+	onStream func(u *fastpath.UpConn) error
 
 	m       h1.Method
 	head    bool // a HEAD request
@@ -145,16 +147,16 @@ type plainConn struct {
 	stream  bool
 	sb      streamBody
 	wire    []byte // the request as sent upstream: head, then body
-	rhead   []byte // a response head rewritten in plain form
 	vals    []byte // values of the fields added for the client
 	sizeBuf [24]byte
-
-	nread  int       // response bytes read in this attempt
-	sent   bool      // the request was written in full in this attempt
-	upRead time.Time // the upstream's read deadline
 }
 
-var plainPool = sync.Pool{New: func() any { return &plainConn{peerIP: make([]byte, 0, 48)} }}
+var plainPool = sync.Pool{New: func() any {
+	pc := &plainConn{peerIP: make([]byte, 0, 48)}
+	pc.trip.Inform = pc.inform
+	pc.onStream = pc.sendStream
+	return pc
+}}
 
 // ServePlain forwards one request of a plain service (every endpoint http,
 // no sticky cookies: the services the HTTP/1.1 fast path takes) over the
@@ -186,6 +188,8 @@ func (p *Proxy) ServePlain(rq *PlainRequest, w PlainResponse) bool {
 	}
 	pc := plainPool.Get().(*plainConn)
 	pc.p, pc.rq, pc.w = p, rq, w
+	pc.trip.Client.Watch = w
+	pc.trip.Out.P = w
 	if !pc.scan() {
 		pc.release()
 		return false
@@ -314,10 +318,7 @@ func (pc *plainConn) release() {
 	if cap(pc.body) > 128<<10 {
 		pc.body = nil
 	}
-	if cap(pc.rhead) > 64<<10 {
-		pc.rhead = nil
-	}
-	clear(pc.rs.Fields)
+	pc.trip.Release()
 	clear(pc.out.f)
 	pc.out.f = pc.out.f[:0]
 	plainPool.Put(pc)

@@ -8,32 +8,21 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meridian-edge/meridian/health"
 	"github.com/meridian-edge/meridian/proxy/internal/h1"
 )
 
-// serve runs ServePlain's exchange, as fconn.exchange runs the fast
+// serve runs ServePlain's exchange, as fastServer.exchange runs the fast
 // path's: decision, endpoint, body, attempts with retries and failover,
 // then the response.
 func (pc *plainConn) serve() {
 	ex, rq := pc.ex, pc.rq
 	svc := ex.svc
 	whole := time.Now().Add(svc.timeout)
-	ex.trusted = svc.trusts(rq.Peer)
-	ex.idem = pc.m.Idempotent() || pc.idemKey
-	ex.write = svc.isWriteBytes(rq.Method)
-	ex.client = rq.Peer
-	if ex.trusted && pc.xff {
+	if ex.note(rq.Peer, pc.m.Idempotent() || pc.idemKey, rq.Method) && pc.xff {
 		var vals [4]string
 		ex.client = svc.clientFromXFF(rq.Peer, pc.values(vals[:0], h1.KindXFF))
 	}
-	ex.decide(nil) // sticky cookies never come here
-	if !ex.d.NoData {
-		if ex.d.FailOpen && svc.failOpen != nil {
-			svc.failOpen.Inc()
-		}
-		ex.ep = ex.next()
-	}
+	ex.begin() // sticky cookies never come here
 	switch {
 	case ex.write && (ex.d.NoData || ex.all):
 		ex.code = http.StatusServiceUnavailable
@@ -55,41 +44,9 @@ func (pc *plainConn) serve() {
 	}
 	pc.wire = pc.appendRequest(pc.wire[:0])
 
-	var (
-		u   *upConn
-		err error
-	)
-	for {
-		ex.attempts++
-		u, err = pc.roundTrip(whole)
-		var f failure
-		var reason string
-		switch {
-		case err == nil:
-			f, reason = ex.judgeStatus(pc.rs.Code)
-		case err == errClientGone || pc.sb.broken.Load():
-			f = failGone // no fault of the upstream's: nothing to report
-		case !time.Now().Before(whole):
-			ex.report(health.OutcomeTimeout)
-			f = failGone
-		default:
-			f, reason = ex.judgeError(err)
-		}
-		prev := ex.ep
-		if !ex.advance(f, reason) {
-			break
-		}
-		if u != nil {
-			pc.dropResponse(prev, u)
-		}
-		if !plainBase(prev) || !plainBase(ex.ep) {
-			pc.wire = pc.appendRequest(pc.wire[:0])
-		}
-	}
-	if err == nil && pc.rs.Code == http.StatusSwitchingProtocols {
-		u.close()
-		err = errSwitchRefused
-	}
+	u, err := ex.roundTrips(&pc.trip, &pc.wire, whole, pc.head, func() {
+		pc.wire = pc.appendRequest(pc.wire[:0])
+	})
 	if err != nil {
 		pc.failed(err, whole)
 		return
@@ -155,6 +112,7 @@ func (pc *plainConn) readBody(whole time.Time) (int, string) {
 	if pc.stream {
 		pc.sb.r = rq.Body
 		ex.stream = &pc.sb
+		pc.trip.Stream = pc.onStream
 		return 0, ""
 	}
 	if pc.clen == 0 {

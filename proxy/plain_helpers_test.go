@@ -87,9 +87,7 @@ func (h *harness) fastIdle() int {
 	defer h.p.mu.Unlock()
 	n := 0
 	for _, st := range h.p.endpoints {
-		st.fast.mu.Lock()
-		n += len(st.fast.idle)
-		st.fast.mu.Unlock()
+		n += st.fast.Idle()
 	}
 	return n
 }

@@ -111,7 +111,7 @@ func (p *Proxy) Close() {
 		s.transport.CloseIdleConnections()
 	}
 	for _, st := range p.endpoints {
-		st.fast.closeIdle()
+		st.fast.CloseIdle()
 	}
 }
 

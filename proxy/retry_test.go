@@ -16,6 +16,7 @@ import (
 
 	"github.com/meridian-edge/meridian/config"
 	"github.com/meridian-edge/meridian/health"
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
 
 func (h *harness) metric(name string, labels ...string) float64 {
@@ -556,8 +557,8 @@ func checkClientGone(t *testing.T, path servePath, tweaks []any, dial func(*harn
 	case <-time.After(5 * time.Second):
 		t.Fatal("the upstream's request was not cancelled after the client left")
 	}
-	if d := time.Since(start); d > clientCheckEvery+time.Second {
-		t.Errorf("cancelled %v after the client left, want within about %v", d, clientCheckEvery)
+	if d := time.Since(start); d > fastpath.ClientCheckEvery+time.Second {
+		t.Errorf("cancelled %v after the client left, want within about %v", d, fastpath.ClientCheckEvery)
 	}
 	waitFor(t, "the 499 to be counted", 5*time.Second, func() bool { return h.metric("requests", "api", "a", "499") == 1 })
 	if n := got.Load(); n != 1 {
@@ -581,7 +582,7 @@ func TestSlowBodyOutlivesClientChecks(t *testing.T) {
 			for _, b := range []string{"a", "b", "c"} {
 				_, _ = io.WriteString(w, b)
 				w.(http.Flusher).Flush()
-				time.Sleep(clientCheckEvery * 3 / 4)
+				time.Sleep(fastpath.ClientCheckEvery * 3 / 4)
 			}
 		})
 		svc := proxyService("api", []string{testHost}, "a")

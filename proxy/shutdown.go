@@ -82,18 +82,18 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // once ctx is done.
 func (fs *fastServer) stop(ctx context.Context) error {
 	fs.stopped.Store(true)
-	fs.shutdown()
+	fs.eng.Shutdown()
 	slow := make(chan error, 1)
 	go func() { slow <- fs.srv.Shutdown(ctx) }()
 	var err error
 	select {
-	case <-fs.drained:
+	case <-fs.eng.Drained():
 		err = <-slow // ends with ctx at the latest
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	if err != nil {
-		fs.closeAll()
+		fs.eng.CloseAll()
 		_ = fs.srv.Close() // what net/http still holds
 	}
 	return err

@@ -178,7 +178,7 @@ func (p *Proxy) Update(in Input) error {
 	for k, st := range p.endpoints {
 		if !liveEPs[k] {
 			delete(p.endpoints, k)
-			st.fast.retire() // requests in flight close theirs when done
+			st.fast.Retire() // requests in flight close theirs when done
 		}
 	}
 	for name, st := range p.services {

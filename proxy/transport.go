@@ -6,24 +6,18 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
 
 // Upstream connection settings shared by every service.
 const (
 	maxIdlePerHost  = 256 // idle keep-alive connections per endpoint; more are closed
-	idleConnTimeout = 90 * time.Second
-	tcpKeepAlive    = 30 * time.Second
+	idleConnTimeout = fastpath.IdleConnTimeout
+	tcpKeepAlive    = fastpath.TCPKeepAlive
 	expectContinue  = time.Second
 	h2PingAfter     = 30 * time.Second // idle HTTP/2 upstream connections are pinged
 	h2PingTimeout   = 15 * time.Second
-)
-
-// The fast path's idle upstream connections: at most idleLimit per
-// endpoint, and every idlePurgeEvery half of those unused for that long
-// are closed (variables for tests).
-var (
-	idleLimit      = maxIdlePerHost
-	idlePurgeEvery = 5 * time.Second
 )
 
 // minRetries is how many retries a service may always have in flight,
@@ -35,8 +29,8 @@ type endpointKey struct{ region, url string }
 
 // endpointState is what outlives a routing table for one endpoint.
 type endpointState struct {
-	inflight atomic.Int64 // attempts in flight, for least-loaded picks
-	fast     upPool       // the fast path's idle connections (fast_upstream.go)
+	inflight atomic.Int64  // attempts in flight, for least-loaded picks
+	fast     fastpath.Pool // the fast path's idle connections (internal/fastpath)
 }
 
 // transportKey is the service settings its transport is built from.

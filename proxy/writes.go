@@ -3,10 +3,9 @@ package proxy
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/meridian-edge/meridian/policy"
-	"github.com/meridian-edge/meridian/proxy/internal/h1"
+	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
 
 // Single-writer routing (SPEC section 10): a request whose method is one
@@ -69,33 +68,17 @@ func writeUnavailable(w http.ResponseWriter, ex *exchange) {
 
 // unavailable is writeUnavailable on the fast path: n bytes of request
 // head are consumed when the answer is buffered.
-func (fc *fconn) unavailable(ex *exchange, n int, closing bool) action {
+func (fs *fastServer) unavailable(fc *fastpath.Conn, ex *exchange, n int, closing bool) fastpath.Action {
 	ex.code = http.StatusServiceUnavailable
 	if n > 0 {
-		fc.in.consume(n)
+		fc.In.Consume(n)
 	}
-	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.fs.idle)) // failing, the write fails too
-	b := h1.AppendStatus(fc.wire[:0], http.StatusServiceUnavailable)
-	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nRetry-After: "...)
-	b = strconv.AppendInt(b, writeRetryAfter, 10)
-	b = append(b, "\r\n"...)
+	region := ""
 	if ex.ep != nil {
-		b = append(b, "X-Meridian-Region: "...)
-		b = append(b, ex.ep.region.name...)
-		b = append(b, "\r\n"...)
+		region = ex.ep.region.name
 	}
-	b = h1.AppendDate(b)
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(writeUnavailableMsg)), 10)
-	b = append(b, "\r\n"...)
-	if closing {
-		b = append(b, "Connection: close\r\n"...)
+	if err := fc.WriteRetryAfter(http.StatusServiceUnavailable, writeUnavailableMsg, writeRetryAfter, region, closing); err != nil || closing {
+		return fastpath.DoClose
 	}
-	b = append(b, "\r\n"...)
-	b = append(b, writeUnavailableMsg...)
-	fc.wire = b
-	if _, err := fc.bw.Write(b); err != nil || closing {
-		return doClose
-	}
-	return doNext
+	return fastpath.DoNext
 }

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"io"
@@ -63,6 +63,12 @@ type sockOp struct {
 	n    int
 	err  error
 }
+
+// reset makes the read or write use c through rc (nil, nil: none).
+func (s *sockOp) reset(c net.Conn, rc syscall.RawConn) { s.c, s.rc = c, rc }
+
+// active reports whether there is a socket to use.
+func (s *sockOp) active() bool { return s.rc != nil }
 
 // fail keeps a failed system call's error as net.Conn reports one.
 func (s *sockOp) fail(op string, err error) {

@@ -1,9 +1,9 @@
-package proxy
+package fastpath
 
 import (
-	"errors"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sync"
 	"syscall"
@@ -13,74 +13,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Buffer sizes of the fast path.
+// Buffer sizes of upstream connections.
 const (
-	// clientBufSize holds a request head; a larger head is handed to
-	// net/http, which serves it (or answers 431).
-	clientBufSize = 8 << 10
 	// upstreamBufSize is the initial read buffer of an upstream
 	// connection; it grows for response heads up to maxResponseHead.
 	upstreamBufSize = 8 << 10
 	maxResponseHead = 1 << 20
 )
 
-// inbuf is a read buffer: bytes b[r:w] are read and not yet consumed.
-type inbuf struct {
-	b    []byte
-	r, w int
-}
+// Upstream connection settings, the same as the proxy's http.Transport
+// has.
+const (
+	IdleConnTimeout = 90 * time.Second
+	TCPKeepAlive    = 30 * time.Second
+)
 
-var errBufferFull = errors.New("proxy: buffer full")
+// The idle upstream connections: at most IdleLimit per endpoint, and
+// every IdlePurgeEvery half of those unused for that long are closed
+// (variables for tests).
+var (
+	IdleLimit      = 256
+	IdlePurgeEvery = 5 * time.Second
+)
 
-func (in *inbuf) buffered() []byte { return in.b[in.r:in.w] }
-
-func (in *inbuf) consume(n int) {
-	in.r += n
-	if in.r == in.w {
-		in.r, in.w = 0, 0
-	}
-}
-
-// fill reads once from c into the free space, moving the unread bytes to
-// the front first when compact is set and that makes room. It returns
-// errBufferFull when there is no room.
-func (in *inbuf) fill(c io.Reader, compact bool) (int, error) {
-	if in.w == len(in.b) {
-		if !compact || in.r == 0 {
-			return 0, errBufferFull
-		}
-		in.w = copy(in.b, in.b[in.r:in.w])
-		in.r = 0
-	}
-	n, err := c.Read(in.b[in.w:])
-	in.w += n
-	return n, err
-}
-
-// grow doubles the buffer up to limit; false when it is that large.
-func (in *inbuf) grow(limit int) bool {
-	if len(in.b) >= limit {
-		return false
-	}
-	nb := make([]byte, min(2*len(in.b), limit))
-	in.w = copy(nb, in.b[in.r:in.w])
-	in.r = 0
-	in.b = nb
-	return true
-}
-
-// upConn is a keep-alive HTTP/1.1 connection to an http endpoint.
-type upConn struct {
-	c      net.Conn
-	in     inbuf
+// UpConn is a keep-alive HTTP/1.1 connection to an http endpoint.
+type UpConn struct {
+	C      net.Conn
+	In     Buf
 	idleAt time.Time // when it went back to the pool
 	reused bool      // it served a request before this one
 
-	// rc is c's file descriptor for send, nil when c has none; onReady
+	// rc is c's file descriptor for Send, nil when c has none; onReady
 	// is u.ready bound once, so that a request allocates nothing.
 	rc      syscall.RawConn
 	onReady func(fd uintptr) bool
-	// onPeek is u.peek bound once, for clean; peekBuf and peeked are its
+	// onPeek is u.peek bound once, for Clean; peekBuf and peeked are its
 	// buffer and result.
 	onPeek  func(fd uintptr)
 	peekBuf [1]byte
@@ -97,21 +64,21 @@ type upConn struct {
 
 var upBufs = sync.Pool{New: func() any { return new([upstreamBufSize]byte) }}
 
-func newUpConn(c net.Conn) *upConn {
-	u := &upConn{c: c, in: inbuf{b: upBufs.Get().(*[upstreamBufSize]byte)[:]}}
+func newUpConn(c net.Conn) *UpConn {
+	u := &UpConn{C: c, In: Buf{B: upBufs.Get().(*[upstreamBufSize]byte)[:]}}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			u.rc = rc
 			u.onReady = u.ready
 			u.onPeek = u.peek
-			u.rd = sockReader{sockOp{c: c, rc: rc}}
+			u.rd.reset(c, rc)
 			u.rd.step = u.rd.readable
 		}
 	}
 	return u
 }
 
-// send writes a request and reads the first bytes of the answer into the
+// Send writes a request and reads the first bytes of the answer into the
 // buffer. It returns whether the whole request was written and how many
 // bytes were read, which is 0 with the error that ended the read.
 //
@@ -122,9 +89,9 @@ func newUpConn(c net.Conn) *upConn {
 // answers a request on a connection the upstream closed, arrives after the
 // write, so its readiness event is not lost. deadline, which must be c's
 // read deadline, bounds the wait.
-func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err error) {
+func (u *UpConn) Send(wire []byte, deadline time.Time) (sent bool, n int, err error) {
 	rest := wire
-	if u.rc != nil && u.in.w < len(u.in.b) {
+	if u.rc != nil && u.In.W < len(u.In.B) {
 		u.out, u.wrote, u.got, u.ioErr = wire, false, 0, nil
 		err := u.rc.Read(u.onReady)
 		rest, u.out = u.out, nil
@@ -139,31 +106,31 @@ func (u *upConn) send(wire []byte, deadline time.Time) (sent bool, n int, err er
 		// A partial (or refused) non-blocking write: the rest goes the
 		// blocking way, under the write deadline.
 	}
-	if _, err := u.c.Write(rest); err != nil {
+	if _, err := u.C.Write(rest); err != nil {
 		return false, 0, err
 	}
-	n, err = u.in.fill(u.src(), true)
+	n, err = u.In.Fill(u.Src(), true)
 	return true, n, err
 }
 
-// src is what the connection is read through.
-func (u *upConn) src() io.Reader {
+// Src is what the connection is read through.
+func (u *UpConn) Src() io.Reader {
 	if u.rc != nil {
 		return &u.rd
 	}
-	return u.c
+	return u.C
 }
 
-// ready is send's raw read callback: the first call writes the request,
+// ready is Send's raw read callback: the first call writes the request,
 // later ones read the answer. It returns false to wait for readability.
-func (u *upConn) ready(fd uintptr) bool {
+func (u *UpConn) ready(fd uintptr) bool {
 	if !u.wrote {
 		n, err := writeFD(fd, u.out)
 		switch {
 		case err == unix.EAGAIN:
-			return true // send writes it the blocking way
+			return true // Send writes it the blocking way
 		case err != nil:
-			u.ioErr = &net.OpError{Op: "write", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			u.ioErr = &net.OpError{Op: "write", Net: "tcp", Addr: u.C.RemoteAddr(), Err: os.NewSyscallError("write", err)}
 			return true
 		}
 		u.out = u.out[n:]
@@ -173,36 +140,36 @@ func (u *upConn) ready(fd uintptr) bool {
 		u.wrote = true
 		return false
 	}
-	n, err := readFD(fd, u.in.b[u.in.w:])
+	n, err := readFD(fd, u.In.B[u.In.W:])
 	switch {
 	case err == unix.EAGAIN:
 		return false
 	case err != nil:
-		u.ioErr = &net.OpError{Op: "read", Net: "tcp", Addr: u.c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		u.ioErr = &net.OpError{Op: "read", Net: "tcp", Addr: u.C.RemoteAddr(), Err: os.NewSyscallError("read", err)}
 	case n == 0:
 		u.ioErr = io.EOF
 	default:
-		u.in.w += n
+		u.In.W += n
 		u.got = n
 	}
 	return true
 }
 
-// close closes the connection and gives its buffer back.
-func (u *upConn) close() {
-	_ = u.c.Close() // nothing to do about a failed close
-	if len(u.in.b) == upstreamBufSize {
-		upBufs.Put((*[upstreamBufSize]byte)(u.in.b))
+// Close closes the connection and gives its buffer back.
+func (u *UpConn) Close() {
+	_ = u.C.Close() // nothing to do about a failed close
+	if len(u.In.B) == upstreamBufSize {
+		upBufs.Put((*[upstreamBufSize]byte)(u.In.B))
 	}
-	u.in = inbuf{}
+	u.In = Buf{}
 }
 
-// clean reports whether an idle connection may carry a request: nothing
+// Clean reports whether an idle connection may carry a request: nothing
 // is buffered, and a non-blocking peek finds nothing to read. Bytes the
 // upstream wrote unasked (a stray response, a 408 before its close) and a
 // close or reset by the upstream all show to the peek.
-func (u *upConn) clean() bool {
-	if u.rc == nil || len(u.in.buffered()) > 0 {
+func (u *UpConn) Clean() bool {
+	if u.rc == nil || len(u.In.Buffered()) > 0 {
 		return false
 	}
 	u.peeked = false
@@ -212,74 +179,74 @@ func (u *upConn) clean() bool {
 	return u.peeked
 }
 
-// peek is clean's callback: peeked is set when there is nothing to read.
-func (u *upConn) peek(fd uintptr) {
+// peek is Clean's callback: peeked is set when there is nothing to read.
+func (u *UpConn) peek(fd uintptr) {
 	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&u.peekBuf[0])), 1, //nolint:gosec // G103: the system call's buffer
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	u.peeked = e == unix.EAGAIN
 }
 
-// upPool holds the idle connections of one endpoint, newest last. It is
+// Pool holds the idle connections of one endpoint, newest last. It is
 // shared by every service that routes to the endpoint.
-type upPool struct {
+type Pool struct {
 	mu      sync.Mutex
 	addr    string // host:port to dial, set on first use
-	idle    []*upConn
+	idle    []*UpConn
 	timer   *time.Timer // runs sweep while connections are idle
 	retired bool        // the endpoint left the configuration
 }
 
-// get returns an idle connection, or nil.
-func (p *upPool) get(now time.Time) *upConn {
+// Get returns an idle connection, or nil.
+func (p *Pool) Get(now time.Time) *UpConn {
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		u := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if now.Sub(u.idleAt) < idleConnTimeout {
+		if now.Sub(u.idleAt) < IdleConnTimeout {
 			p.mu.Unlock()
 			u.reused = true
 			return u
 		}
-		u.close()
+		u.Close()
 	}
 	p.mu.Unlock()
 	return nil
 }
 
-// put returns a connection whose response was read in full.
-func (p *upPool) put(u *upConn, now time.Time) {
+// Put returns a connection whose response was read in full.
+func (p *Pool) Put(u *UpConn, now time.Time) {
 	p.mu.Lock()
-	if p.retired || len(p.idle) >= idleLimit {
+	if p.retired || len(p.idle) >= IdleLimit {
 		p.mu.Unlock()
-		u.close()
+		u.Close()
 		return
 	}
 	u.idleAt = now
 	p.idle = append(p.idle, u)
 	if p.timer == nil {
-		p.timer = time.AfterFunc(idlePurgeEvery, p.sweep)
+		p.timer = time.AfterFunc(IdlePurgeEvery, p.sweep)
 	}
 	p.mu.Unlock()
 }
 
-// sweep runs every idlePurgeEvery while connections are idle. It closes
-// those idle for idleConnTimeout, and half of those left unused for a
+// sweep runs every IdlePurgeEvery while connections are idle. It closes
+// those idle for IdleConnTimeout, and half of those left unused for a
 // whole period, as HAProxy's pool-purge-delay does: the pool shrinks to
 // what the traffic uses soon after a burst, without closing at once
 // everything a lull left unused. The oldest are first, and those are the
-// unused ones: get takes the newest.
-func (p *upPool) sweep() {
+// unused ones: Get takes the newest.
+func (p *Pool) sweep() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	expired, unused := 0, 0
 	for _, u := range p.idle {
 		age := now.Sub(u.idleAt)
-		if age < idlePurgeEvery {
+		if age < IdlePurgeEvery {
 			break // and so are all that follow
 		}
-		if age >= idleConnTimeout {
+		if age >= IdleConnTimeout {
 			expired++
 		} else {
 			unused++
@@ -287,7 +254,7 @@ func (p *upPool) sweep() {
 	}
 	n := expired + unused/2
 	for _, u := range p.idle[:n] {
-		u.close()
+		u.Close()
 	}
 	p.idle = append(p.idle[:0], p.idle[n:]...)
 	clear(p.idle[len(p.idle):cap(p.idle)])
@@ -295,15 +262,15 @@ func (p *upPool) sweep() {
 		p.timer = nil
 		return
 	}
-	p.timer = time.AfterFunc(idlePurgeEvery, p.sweep)
+	p.timer = time.AfterFunc(IdlePurgeEvery, p.sweep)
 }
 
-// closeIdle closes every idle connection.
-func (p *upPool) closeIdle() {
+// CloseIdle closes every idle connection.
+func (p *Pool) CloseIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, u := range p.idle {
-		u.close()
+		u.Close()
 	}
 	clear(p.idle)
 	p.idle = p.idle[:0]
@@ -313,24 +280,31 @@ func (p *upPool) closeIdle() {
 	}
 }
 
-// retire closes the idle connections and keeps none from now on.
-func (p *upPool) retire() {
+// Idle is the number of idle connections.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// Retire closes the idle connections and keeps none from now on.
+func (p *Pool) Retire() {
 	p.mu.Lock()
 	p.retired = true
 	p.mu.Unlock()
-	p.closeIdle()
+	p.CloseIdle()
 }
 
-// dial opens a new connection to ep, giving up at deadline or after the
-// connect timeout.
-func (p *upPool) dial(ep *endpoint, connect time.Duration, deadline time.Time) (*upConn, error) {
+// Dial opens a new connection to the http endpoint at target, giving up at
+// deadline or after the connect timeout.
+func (p *Pool) Dial(target *url.URL, connect time.Duration, deadline time.Time) (*UpConn, error) {
 	p.mu.Lock()
 	if p.addr == "" {
-		p.addr = dialAddr(ep)
+		p.addr = dialAddr(target)
 	}
 	addr := p.addr
 	p.mu.Unlock()
-	d := net.Dialer{Timeout: connect, Deadline: deadline, KeepAlive: tcpKeepAlive}
+	d := net.Dialer{Timeout: connect, Deadline: deadline, KeepAlive: TCPKeepAlive}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -339,9 +313,9 @@ func (p *upPool) dial(ep *endpoint, connect time.Duration, deadline time.Time) (
 }
 
 // dialAddr is the host:port of an http endpoint.
-func dialAddr(ep *endpoint) string {
-	if ep.url.Port() != "" {
-		return ep.url.Host
+func dialAddr(target *url.URL) string {
+	if target.Port() != "" {
+		return target.Host
 	}
-	return net.JoinHostPort(ep.url.Hostname(), "80")
+	return net.JoinHostPort(target.Hostname(), "80")
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Compares the CPU cost per proxied request of two meridian binaries, run
+# side by side: both on core 0 (configs/bench-proxy.yaml, and a copy moved
+# to port 8081), the harness's upstream and wrk on core 1. wrk alternates
+# between them in short runs, so that a machine whose speed drifts from
+# minute to minute (a shared VM) slows both alike; the paired ratio of
+# each round is what to read.
+#
+#   scripts/pair-cpu.sh OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]
+#
+# Needs wrk and Go (it builds the harness's upstream from ../shared/bench).
+# Prints, per round, CPU microseconds per request and p99 of each, then the
+# medians and the median of NEW/OLD.
+set -euo pipefail
+
+A=$1 B=$2 ROUNDS=${3:-12} SECS=${4:-4}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BACKEND_SRC=${BACKEND_SRC:-$ROOT/../shared/bench/http/backend}
+TMP=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+
+(cd "$BACKEND_SRC" && go build -o "$TMP/backend" .)
+sed -e 's/127.0.0.1:8080/127.0.0.1:8081/' -e 's/127.0.0.1:9055/127.0.0.1:9057/' \
+	"$ROOT/configs/bench-proxy.yaml" >"$TMP/b.yaml"
+
+taskset -c 1 "$TMP/backend" -mode fast -listen 127.0.0.1:8180 >/dev/null 2>&1 &
+taskset -c 0 "$A" run --config "$ROOT/configs/bench-proxy.yaml" >"$TMP/a.log" 2>&1 &
+PA=$!
+taskset -c 0 "$B" run --config "$TMP/b.yaml" >"$TMP/b.log" 2>&1 &
+PB=$!
+for port in 8080 8081; do
+	for _ in $(seq 50); do
+		curl -fso /dev/null "http://127.0.0.1:$port/" && break
+		sleep 0.2
+	done
+done
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+run() { # pid port → "us_per_request p99"
+	local c0 c1 out
+	c0=$(ticks "$1")
+	out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$2/")
+	c1=$(ticks "$1")
+	awk -v c="$((c1 - c0))" -v hz="$HZ" '
+		/requests in/ { n = $1 }
+		$1 == "99%" { p = $2 }
+		END { printf "%.2f %s\n", c * 1e6 / hz / n, p }' <<<"$out"
+}
+run "$PA" 8080 >/dev/null # warm-up
+run "$PB" 8081 >/dev/null
+
+printf 'round old_us_per_req old_p99 new_us_per_req new_p99\n'
+for i in $(seq "$ROUNDS"); do
+	read -r ua pa <<<"$(run "$PA" 8080)"
+	read -r ub pb <<<"$(run "$PB" 8081)"
+	printf '%d %s %s %s %s\n' "$i" "$ua" "$pa" "$ub" "$pb"
+done | tee "$TMP/rounds"
+awk 'function med(a, n,   i, j, t) {
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+	NR > 1 { n++; o[n] = $2; w[n] = $4; r[n] = $4 / $2 }
+	END { printf "median µs per request: old %.2f, new %.2f; median paired new/old %.3f\n", med(o, n), med(w, n), med(r, n) }' "$TMP/rounds"
