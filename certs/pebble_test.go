@@ -91,12 +91,32 @@ func freePort(t *testing.T) int {
 // startPebble runs pebble on loopback until the test ends. It validates
 // DNS-01 against dnsAddr and HTTP-01 on 127.0.0.1:httpPort. The test is
 // skipped when pebble cannot be built.
+//
+// Pebble's own ports are picked free a moment before it binds them, so
+// another test's socket may take one meanwhile: pebble then exits at once
+// saying so, and is started again on other ports (at most three times).
 func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
 	t.Helper()
 	bin, mod, err := buildPebble()
 	if err != nil {
 		t.Skipf("pebble ACME server unavailable: %v", err)
 	}
+	for try := 1; ; try++ {
+		p, err := runPebble(t, bin, mod, dnsAddr, httpPort)
+		if err == nil {
+			return p
+		}
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("pebble, try %d: %v; again on other ports", try, err)
+	}
+}
+
+// runPebble is one try of startPebble; it fails with pebble's output when
+// pebble exits before serving its directory.
+func runPebble(t *testing.T, bin, mod, dnsAddr string, httpPort int) (*pebble, error) {
+	t.Helper()
 	dir := t.TempDir()
 	certs := filepath.Join(mod, "test", "certs")
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
@@ -134,12 +154,13 @@ func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	failed := false // exited before serving: reported by the caller
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		if err := <-exited; err == nil {
+		if err := <-exited; err == nil && !failed {
 			t.Log("pebble exited cleanly before it was stopped")
 		}
-		if t.Failed() {
+		if t.Failed() && !failed {
 			t.Logf("pebble output:\n%s", out.String())
 		}
 	})
@@ -166,7 +187,8 @@ func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
 		select {
 		case werr := <-exited:
 			exited <- werr // for the cleanup
-			t.Fatalf("pebble exited (%v) before serving its directory:\n%s", werr, out.String())
+			failed = true
+			return nil, fmt.Errorf("pebble exited (%v) before serving its directory:\n%s", werr, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -187,5 +209,5 @@ func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
 	if !p.issuing.AppendCertsFromPEM(rootPEM) {
 		t.Fatalf("pebble's issuing root is not PEM: %q", rootPEM)
 	}
-	return p
+	return p, nil
 }
