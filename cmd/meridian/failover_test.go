@@ -141,8 +141,14 @@ func TestFailoverForced(t *testing.T) {
 		t.Fatalf("failover ended %s: %s", f.State, f.Outcome)
 	}
 	stepsInOrder(t, f, 8)
-	if f.RTOSeconds == nil || *f.RTOSeconds > 3+2 || *f.RTOSeconds < 3 {
-		t.Fatalf("rto %v, want 3s of holds up to 2s more", f.RTOSeconds)
+	// The steps between the holds take about 0.2s on a quiet machine; the
+	// race detector on a busy 2-core machine has stretched them to 3.9s.
+	slack := 2.0
+	if raceEnabled {
+		slack = 6
+	}
+	if f.RTOSeconds == nil || *f.RTOSeconds > 3+slack || *f.RTOSeconds < 3 {
+		t.Fatalf("rto %v, want 3s of holds up to %gs more", f.RTOSeconds, slack)
 	}
 	if f.RPOSeconds == nil || *f.RPOSeconds != 0.2 {
 		t.Fatalf("rpo %v, want the 0.2s lag at promotion", f.RPOSeconds)
