@@ -132,7 +132,10 @@ func (fs *fastServer) admit(c net.Conn) (fastpath.Slot, bool) {
 }
 
 // shortenIdle moves the deadline of every idle connection to the busy idle
-// timeout after it went idle.
+// timeout after it went idle: HTTP/1.1 connections waiting for a request
+// and HTTP/2 connections with no open stream.
 func (fs *fastServer) shortenIdle() {
-	fs.eng.ShortenIdle(min(fs.p.conns.lim.BusyIdleTimeout, fs.idle))
+	d := min(fs.p.conns.lim.BusyIdleTimeout, fs.idle)
+	fs.eng.ShortenIdle(d)
+	fs.h2Server().ShortenIdle(d)
 }

@@ -46,6 +46,7 @@ func (fs *fastServer) h2Server() *h2.Server {
 			MaxHeaderListSize:    maxHeader,
 			PrefaceTimeout:       fs.readHeader,
 			IdleTimeout:          fs.idle,
+			IdleNow:              fs.eng.IdleTimeout, // busy_idle_timeout under load
 			Log:                  fs.p.log,
 		}
 	})

@@ -24,8 +24,9 @@ type Limits struct {
 	// is the IdleTimeout of the servers built by Server); 0: IdleTimeout.
 	IdleTimeout time.Duration
 	// BusyIdleTimeout replaces IdleTimeout for the fast path's
-	// connections while more than BusyAt (a fraction) of Max are open,
-	// also for those already waiting. 0: no change under load.
+	// connections (HTTP/1.1, and HTTP/2 ones with no open stream) while
+	// more than BusyAt (a fraction) of Max are open, also for those
+	// already waiting. 0: no change under load.
 	BusyIdleTimeout time.Duration
 	BusyAt          float64
 }

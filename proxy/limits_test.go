@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/http2"
 
 	"github.com/meridian-edge/meridian/proxy/internal/fastpath"
 )
@@ -370,5 +371,74 @@ func TestH2ConnectionCounted(t *testing.T) {
 	tr.CloseIdleConnections()
 	waitFor(t, "the h2 connection's place to come back", 5*time.Second, func() bool {
 		return testutil.ToFloat64(h.p.conns.gauge) == 0
+	})
+}
+
+// TestH2BusyIdleTimeout: HTTP/2 connections with no open stream get the
+// busy idle timeout while the node is busy, those idle already when it
+// turns busy and those that go idle meanwhile; a connection with a
+// stream open is never closed for it, and the timeout is long when the
+// node is not busy.
+func TestH2BusyIdleTimeout(t *testing.T) {
+	forH2Modes(t, func(t *testing.T, mode h2Mode) {
+		up := newAttackUpstream(t)
+		const short = 300 * time.Millisecond
+		s := serveH2(t, h2Config(up.URL),
+			withLimits(Limits{Max: 10, BusyAt: 0.4, BusyIdleTimeout: short, IdleTimeout: time.Minute}))
+		served := func(fc *frameConn) {
+			t.Helper()
+			fc.handshake()
+			fc.get(1, testHost, "/")
+			if status, _, rst := fc.response(1); status != http.StatusOK {
+				t.Fatalf("got status %d (reset %v), want 200", status, rst)
+			}
+		}
+		early := s.dialFrames(t, mode)
+		served(early)
+		if _, closed := early.closedOrGoAway(2 * short); closed {
+			t.Fatal("an idle HTTP/2 connection closed early while the node is not busy")
+		}
+
+		// Three more connections, each with a stream held open: 4 of 10
+		// open, the node is busy.
+		var holders []*frameConn
+		for range 3 {
+			fc := s.dialFrames(t, mode)
+			fc.handshake()
+			fc.get(1, testHost, "/hold")
+			holders = append(holders, fc)
+		}
+		waitFor(t, "the held requests to reach the upstream", 10*time.Second, func() bool { return up.active.Load() == 3 })
+		start := time.Now()
+		ga, closed := early.closedOrGoAway(10 * time.Second)
+		if !closed {
+			t.Fatal("an HTTP/2 connection idle before the node turned busy stayed open")
+		}
+		if ga != nil && ga.ErrCode != http2.ErrCodeNo {
+			t.Errorf("GOAWAY %v, want NO_ERROR", ga.ErrCode)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("closed after %v, want about %v", d, short)
+		}
+
+		// One that goes idle while the node is busy (the holders and it:
+		// 4 open).
+		late := s.dialFrames(t, mode)
+		served(late)
+		start = time.Now()
+		if _, closed := late.closedOrGoAway(10 * time.Second); !closed {
+			t.Fatal("an HTTP/2 connection that went idle while busy stayed open")
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("closed after %v, want about %v", d, short)
+		}
+
+		// The holders, their streams open all along, are still served.
+		up.free()
+		for _, fc := range holders {
+			if status, _, rst := fc.response(1); status != http.StatusOK {
+				t.Errorf("held stream: status %d (reset %v), want 200", status, rst)
+			}
+		}
 	})
 }

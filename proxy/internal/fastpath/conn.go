@@ -129,9 +129,9 @@ func (fc *Conn) src() io.Reader {
 	return fc.C
 }
 
-// idleTimeout is how long a connection may wait for its next request:
+// IdleTimeout is how long a connection may wait for its next request:
 // Idle, or BusyIdle while Busy is set.
-func (s *Server) idleTimeout() time.Duration {
+func (s *Server) IdleTimeout() time.Duration {
 	if s.Busy != nil && s.Busy.Load() {
 		return min(s.BusyIdle, s.Idle)
 	}
@@ -304,7 +304,7 @@ func (fc *Conn) arm() bool {
 		return true
 	}
 	fc.waiting = true
-	fc.setWaitDeadline(now.Add(fc.srv.idleTimeout()))
+	fc.setWaitDeadline(now.Add(fc.srv.IdleTimeout()))
 	return false
 }
 
@@ -336,7 +336,7 @@ func (fc *Conn) readHead(first bool) (int, bool) {
 		if !fc.setIdle(now) {
 			return 0, false
 		}
-		wait := s.idleTimeout()
+		wait := s.IdleTimeout()
 		if first {
 			wait = s.ReadHeader
 		}

@@ -44,6 +44,9 @@ type conn struct {
 	wdone chan struct{}  // closed when it has ended
 	idle  *time.Timer
 	ping  *time.Timer // nil without PingAfter
+	// idleSince is when the connection last had no open stream, idleAt
+	// when its idle timer ends then (under mu).
+	idleSince, idleAt time.Time
 	// blocked is when the reader began to wait for bytes (Unix
 	// nanoseconds), zero while it has some.
 	blocked atomic.Int64
@@ -195,7 +198,10 @@ func (c *conn) serve() {
 	if s.ConnWindow > 65535 {
 		c.wbuf = appendWindowUpdate(c.wbuf, 0, s.ConnWindow-65535)
 	}
-	c.idle = time.AfterFunc(s.IdleTimeout, c.onIdle)
+	d := c.idleTimeout()
+	c.idleSince = time.Now()
+	c.idleAt = c.idleSince.Add(d)
+	c.idle = time.AfterFunc(d, c.onIdle)
 	if s.PingAfter > 0 {
 		c.ping = time.AfterFunc(s.PingAfter, c.onPing)
 	}
@@ -431,6 +437,28 @@ func (c *conn) maybeFinishLocked() {
 	}
 }
 
+// idleTimeout is the idle timeout of a connection going idle now.
+func (c *conn) idleTimeout() time.Duration {
+	if f := c.srv.IdleNow; f != nil {
+		return min(f(), c.srv.IdleTimeout)
+	}
+	return c.srv.IdleTimeout
+}
+
+// shortenIdle moves the idle timer of a connection with no open stream to
+// d after it went idle, when that is sooner.
+func (c *conn) shortenIdle(now time.Time, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active != 0 || c.idle == nil || c.closed {
+		return
+	}
+	if at := c.idleSince.Add(d); at.Before(c.idleAt) {
+		c.idleAt = at
+		c.idle.Reset(max(at.Sub(now), 0))
+	}
+}
+
 // onIdle closes the connection when it has had no stream for the idle
 // timeout.
 func (c *conn) onIdle() {
@@ -509,7 +537,10 @@ func (c *conn) dropLocked(s *Stream, err error) {
 		}
 		c.active--
 		if c.active == 0 && c.idle != nil && !c.closed {
-			c.idle.Reset(c.srv.IdleTimeout)
+			d := c.idleTimeout()
+			c.idleSince = time.Now()
+			c.idleAt = c.idleSince.Add(d)
+			c.idle.Reset(d)
 		}
 		if unread := len(s.body) - s.bodyR; unread > 0 {
 			c.creditConnLocked(int64(unread))

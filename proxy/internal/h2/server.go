@@ -68,6 +68,11 @@ type Server struct {
 	PrefaceTimeout time.Duration
 	// IdleTimeout closes a connection with no open stream for that long.
 	IdleTimeout time.Duration
+	// IdleNow, when set, gives the idle timeout of a connection that
+	// goes idle now, in place of IdleTimeout (which it should not
+	// exceed): shorter while the node holds many connections, say.
+	// ShortenIdle applies a change to connections already idle.
+	IdleNow func() time.Duration
 	// WriteTimeout bounds each write to the client; zero means
 	// IdleTimeout.
 	WriteTimeout time.Duration
@@ -215,6 +220,22 @@ func (s *Server) Shutdown() {
 	s.mu.Unlock()
 	for _, c := range list {
 		c.shutdown()
+	}
+}
+
+// ShortenIdle moves the idle timeout of every connection with no open
+// stream to d after it went idle (at once when that is past); it never
+// lengthens one.
+func (s *Server) ShortenIdle(d time.Duration) {
+	s.mu.Lock()
+	list := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		list = append(list, c)
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	for _, c := range list {
+		c.shortenIdle(now, d)
 	}
 }
 
