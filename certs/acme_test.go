@@ -223,7 +223,7 @@ func TestACMEHTTP01EndToEnd(t *testing.T) {
 	addr := serveHTTPS(t, m.TLSConfig())
 	st := waitForCert(t, addr, "www.example.com", peb.issuing)
 	checkIssued(t, st, "www.example.com")
-	want := expiryHead + fmt.Sprintf("meridian_tls_certificate_expiry_timestamp_seconds{name=\"www.example.com\",source=\"acme\"} %d\n",
+	want := expiryHead + fmt.Sprintf("meridian_tls_certificate_expiry_timestamp_seconds{key=\"ecdsa\",name=\"www.example.com\",source=\"acme\"} %d\n",
 		st.PeerCertificates[0].NotAfter.Unix())
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Errorf("expiry metric: %v", err)

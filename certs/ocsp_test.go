@@ -245,9 +245,9 @@ func TestOCSPStapleServedRefreshedAndKept(t *testing.T) {
 	}
 	resp := f.sc.ocspStaple()
 	want := fmt.Sprintf(`
-# HELP meridian_tls_ocsp_staple_expiry_timestamp_seconds End of validity (nextUpdate) of the OCSP response stapled to a static certificate, as a Unix time, by the certificate's first name; no series while none is stapled.
+# HELP meridian_tls_ocsp_staple_expiry_timestamp_seconds End of validity (nextUpdate) of the OCSP response stapled to a static certificate, as a Unix time, by the certificate's first name and key type; no series while none is stapled.
 # TYPE meridian_tls_ocsp_staple_expiry_timestamp_seconds gauge
-meridian_tls_ocsp_staple_expiry_timestamp_seconds{name="api.example.com"} %d
+meridian_tls_ocsp_staple_expiry_timestamp_seconds{key="ecdsa",name="api.example.com"} %d
 `, resp.NextUpdate.Unix())
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "meridian_tls_ocsp_staple_expiry_timestamp_seconds"); err != nil {
 		t.Error(err)

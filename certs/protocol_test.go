@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/tls"
 	"net"
 	"os/exec"
@@ -46,17 +45,12 @@ func dialWith(addr string, ca *testCA, tweak func(*tls.Config)) (tls.ConnectionS
 	return conn.ConnectionState(), nil
 }
 
-func keyType(cs tls.ConnectionState) string {
+// servedKey is the key type of the certificate the server sent.
+func servedKey(cs tls.ConnectionState) string {
 	if len(cs.PeerCertificates) == 0 {
 		return "none"
 	}
-	switch cs.PeerCertificates[0].PublicKey.(type) {
-	case *ecdsa.PublicKey:
-		return "ecdsa"
-	case *rsa.PublicKey:
-		return "rsa"
-	}
-	return "other"
+	return keyType(cs.PeerCertificates[0])
 }
 
 func TestTLSRefusesOldProtocolsAndSuites(t *testing.T) {
@@ -132,7 +126,7 @@ func TestTLSAllowedSuitesHandshake(t *testing.T) {
 					t.Errorf("got %s %s %s, want TLS 1.2 %s %s", tls.VersionName(cs.Version),
 						tls.CipherSuiteName(cs.CipherSuite), cs.CurveID, tls.CipherSuiteName(suite), curve)
 				}
-				if got := keyType(cs); got != want[suite] {
+				if got := servedKey(cs); got != want[suite] {
 					t.Errorf("%s: got a %s certificate, want %s", curve, got, want[suite])
 				}
 			}
@@ -156,7 +150,7 @@ func TestTLSAllowedSuitesHandshake(t *testing.T) {
 			if cs.Version != tls.VersionTLS13 || cs.CurveID != tc.want {
 				t.Errorf("got %s with %s, want TLS 1.3 with %s", tls.VersionName(cs.Version), cs.CurveID, tc.want)
 			}
-			if got := keyType(cs); got != "ecdsa" {
+			if got := servedKey(cs); got != "ecdsa" {
 				t.Errorf("got a %s certificate, want ecdsa", got)
 			}
 		})
@@ -172,7 +166,7 @@ func TestDualCertificatesPickByClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := keyType(cs); got != "ecdsa" {
+		if got := servedKey(cs); got != "ecdsa" {
 			t.Errorf("got %s, want ecdsa", got)
 		}
 	})
@@ -184,7 +178,7 @@ func TestDualCertificatesPickByClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := keyType(cs); got != "rsa" {
+		if got := servedKey(cs); got != "rsa" {
 			t.Errorf("got %s, want rsa", got)
 		}
 	})
@@ -204,7 +198,7 @@ func TestDualCertificatesPickByClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := keyType(cs); got != tc.want {
+			if got := servedKey(cs); got != tc.want {
 				t.Errorf("suites %v: got %s, want %s", tc.suites, got, tc.want)
 			}
 		}
