@@ -107,6 +107,7 @@ route-map NOTHING deny 10
 ! ebgp-requires-policy stays on (FRR's default since 7.4).
 router bgp %[1]d
  bgp router-id %[2]s
+ no bgp default ipv4-unicast
  ! Only for loopback: the speaker's next hop is its session address,
  ! 127.0.0.2, which bgpd calls martian and resets the session for.
  bgp allow-martian-nexthop
