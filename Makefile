@@ -95,7 +95,7 @@ fuzz-smoke:
 		pkg="./$$(dirname "$${file#./}")"; \
 		for try in 1 2 3; do \
 			echo "fuzz $$pkg $$fn"; \
-			out="$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1)"; rc=$$?; \
+			rc=0; out="$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1)" || rc=$$?; \
 			printf '%s\n' "$$out"; \
 			if [ $$rc -eq 0 ]; then break; fi; \
 			if printf '%s\n' "$$out" | grep -q 'Failing input written' || \

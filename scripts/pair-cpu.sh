@@ -13,7 +13,9 @@
 # port 8081 in place of a second meridian. Needs wrk and Go (it builds the
 # harness's upstream from ../shared/bench). Prints, per round, CPU
 # microseconds per request and p99 (ms) of each, then the medians, the
-# median of NEW/OLD and the median of the p99 differences.
+# median of NEW/OLD and the median of the p99 differences. With TLS=1 set,
+# wrk speaks HTTP/1.1 over TLS: meridian serves configs/bench-proxy-tls.yaml
+# (NEW on 8443, OLD on 8444) and HAProxy its TLS frontend on 8444.
 set -euo pipefail
 
 A=$1 B=$2 ROUNDS=${3:-12} SECS=${4:-4}
@@ -24,8 +26,15 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 
 (cd "$BENCH/backend" && go build -o "$TMP/backend" .)
 taskset -c 1 "$TMP/backend" -mode fast -listen 127.0.0.1:8180 >/dev/null 2>&1 &
-# NEW on 8080, OLD on 8081.
-taskset -c 0 "$B" run --config "$ROOT/configs/bench-proxy.yaml" >"$TMP/b.log" 2>&1 &
+# NEW on 8080 (8443 with TLS), OLD on 8081 (8444).
+if [ "${TLS:-}" = 1 ]; then
+	SCHEME=https CFG=$ROOT/configs/bench-proxy-tls.yaml NEWPORT=8443 OLDPORT=8444
+	MOVE=(-e 's/127.0.0.1:8443/127.0.0.1:8444/' -e 's/127.0.0.1:9056/127.0.0.1:9058/')
+else
+	SCHEME=http CFG=$ROOT/configs/bench-proxy.yaml NEWPORT=8080 OLDPORT=8081
+	MOVE=(-e 's/127.0.0.1:8080/127.0.0.1:8081/' -e 's/127.0.0.1:9055/127.0.0.1:9057/')
+fi
+taskset -c 0 "$B" run --config "$CFG" >"$TMP/b.log" 2>&1 &
 PB=$!
 if [ "$A" = haproxy ]; then
 	cat "$BENCH/tls/cert.pem" "$BENCH/tls/key.pem" >"$TMP/tls.pem"
@@ -33,14 +42,14 @@ if [ "$A" = haproxy ]; then
 		-e 's/@UPSTREAM_PORT@/8180/' -e "s|@TLS_PEM@|$TMP/tls.pem|" "$BENCH/haproxy/haproxy.cfg" >"$TMP/haproxy.cfg"
 	taskset -c 0 haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/a.log" 2>&1 &
 else
-	sed -e 's/127.0.0.1:8080/127.0.0.1:8081/' -e 's/127.0.0.1:9055/127.0.0.1:9057/' \
-		"$ROOT/configs/bench-proxy.yaml" >"$TMP/a.yaml"
+	# The TLS config names its certificate files relative to itself.
+	sed "${MOVE[@]}" -e "s|: bench-tls/|: $ROOT/configs/bench-tls/|g" "$CFG" >"$TMP/a.yaml"
 	taskset -c 0 "$A" run --config "$TMP/a.yaml" >"$TMP/a.log" 2>&1 &
 fi
 PA=$!
-for port in 8080 8081; do
+for port in $NEWPORT $OLDPORT; do
 	for _ in $(seq 50); do
-		curl -fso /dev/null "http://127.0.0.1:$port/" && break
+		curl -kfso /dev/null "$SCHEME://127.0.0.1:$port/" && break
 		sleep 0.2
 	done
 done
@@ -50,20 +59,20 @@ HZ=$(getconf CLK_TCK)
 run() { # pid port → "us_per_request p99"
 	local c0 c1 out
 	c0=$(ticks "$1")
-	out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$2/")
+	out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency "$SCHEME://127.0.0.1:$2/")
 	c1=$(ticks "$1")
 	awk -v c="$((c1 - c0))" -v hz="$HZ" '
 		/requests in/ { n = $1 }
 		$1 == "99%" { p = $2 + 0; if ($2 ~ /us$/) p /= 1000; else if ($2 ~ /[^m]s$/) p *= 1000 }
 		END { printf "%.2f %.3f\n", c * 1e6 / hz / n, p }' <<<"$out"
 }
-run "$PA" 8081 >/dev/null # warm-up
-run "$PB" 8080 >/dev/null
+run "$PA" "$OLDPORT" >/dev/null # warm-up
+run "$PB" "$NEWPORT" >/dev/null
 
 printf 'round old_us_per_req old_p99 new_us_per_req new_p99\n'
 for i in $(seq "$ROUNDS"); do
-	read -r ua pa <<<"$(run "$PA" 8081)"
-	read -r ub pb <<<"$(run "$PB" 8080)"
+	read -r ua pa <<<"$(run "$PA" "$OLDPORT")"
+	read -r ub pb <<<"$(run "$PB" "$NEWPORT")"
 	printf '%d %s %s %s %s\n' "$i" "$ua" "$pa" "$ub" "$pb"
 done | tee "$TMP/rounds"
 awk 'function med(a, n,   i, j, t) {
