@@ -211,14 +211,7 @@ func (s *Server) ServeConn(c net.Conn, info ConnInfo) {
 // streams are done; later connections are closed at once. It does not
 // wait: ServeConn returns when a connection is done.
 func (s *Server) Shutdown() {
-	s.mu.Lock()
-	s.shutting = true
-	list := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		list = append(list, c)
-	}
-	s.mu.Unlock()
-	for _, c := range list {
+	for _, c := range s.connList(true) {
 		c.shutdown()
 	}
 }
@@ -227,14 +220,8 @@ func (s *Server) Shutdown() {
 // stream to d after it went idle (at once when that is past); it never
 // lengthens one.
 func (s *Server) ShortenIdle(d time.Duration) {
-	s.mu.Lock()
-	list := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		list = append(list, c)
-	}
-	s.mu.Unlock()
 	now := time.Now()
-	for _, c := range list {
+	for _, c := range s.connList(false) {
 		c.shortenIdle(now, d)
 	}
 }
@@ -242,16 +229,24 @@ func (s *Server) ShortenIdle(d time.Duration) {
 // Close closes every connection at once; their handlers see their
 // streams reset.
 func (s *Server) Close() {
+	for _, c := range s.connList(true) {
+		c.closeNow(errServerClosed)
+	}
+}
+
+// connList returns the connections being served, marking the server as
+// shutting down first when stop is set (later ones are then refused).
+func (s *Server) connList(stop bool) []*conn {
 	s.mu.Lock()
-	s.shutting = true
+	defer s.mu.Unlock()
+	if stop {
+		s.shutting = true
+	}
 	list := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		list = append(list, c)
 	}
-	s.mu.Unlock()
-	for _, c := range list {
-		c.closeNow(errServerClosed)
-	}
+	return list
 }
 
 // Conns is the number of connections being served.
