@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -29,15 +28,8 @@ func h2cClient(t testing.TB) *http.Client {
 // connection, lets its stream in flight complete, and returns once the
 // connection is gone.
 func TestH2ShutdownDrains(t *testing.T) {
-	release, arrived := make(chan struct{}), make(chan struct{})
-	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			close(arrived)
-			<-release
-		}
-		_, _ = io.WriteString(w, "done")
-	})
-	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	upURL, arrived, release := heldUpstream(t)
+	h := newHarness(t, cannedConfig(upURL), fastPath)
 	cl := h2cClient(t)
 	got := make(chan string, 1)
 	go func() {
@@ -51,17 +43,8 @@ func TestH2ShutdownDrains(t *testing.T) {
 		got <- string(b)
 	}()
 	<-arrived
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		shut <- h.p.Shutdown(ctx)
-	}()
-	select {
-	case err := <-shut:
-		t.Fatalf("Shutdown returned %v with a stream in flight", err)
-	case <-time.After(100 * time.Millisecond): // a negative check needs some time
-	}
+	shut := shutdownAsync(h.p, 20*time.Second)
+	pending(t, shut, 100*time.Millisecond)
 	close(release)
 	if body := <-got; body != "done" {
 		t.Errorf("the stream in flight got %q, want done", body)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -199,5 +200,45 @@ func byPath(answers map[string]string) func(*http.Request) (string, bool) {
 			return a, strings.HasSuffix(r.URL.Path, "-close")
 		}
 		return answers[""], false
+	}
+}
+
+// heldUpstream is an upstream whose /slow requests wait until release is
+// closed, arrived being closed when the first one came; anything else is
+// answered "done" at once.
+func heldUpstream(t *testing.T) (url string, arrived, release chan struct{}) {
+	t.Helper()
+	arrived, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			once.Do(func() { close(arrived) })
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	})
+	return srv.URL, arrived, release
+}
+
+// shutdownAsync runs p.Shutdown with a deadline d away; its result
+// arrives on the channel returned.
+func shutdownAsync(p *Proxy, d time.Duration) chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	return shut
+}
+
+// pending fails t when shut delivers within wait: Shutdown returned with
+// something still in flight.
+func pending(t testing.TB, shut chan error, wait time.Duration) {
+	t.Helper()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(wait): // a negative check needs some time
 	}
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -293,32 +292,16 @@ func (pipeAddr) String() string  { return "pipe" }
 // then returns; Serve returns http.ErrServerClosed and takes no listener
 // after it.
 func TestShutdownWaitsForBothPaths(t *testing.T) {
-	release, arrived := make(chan struct{}), make(chan struct{})
-	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			close(arrived)
-			<-release
-		}
-		_, _ = io.WriteString(w, "done")
-	})
-	h := newHarness(t, cannedConfig(up.URL), fastPath)
+	upURL, arrived, release := heldUpstream(t)
+	h := newHarness(t, cannedConfig(upURL), fastPath)
 	busy := dialRaw(t, h.addr)
 	busy.send("GET /slow HTTP/1.0\r\nHost: " + testHost + "\r\n\r\n") // net/http serves HTTP/1.0
 	<-arrived
 	if n := h.slowConns.Load(); n != 1 {
 		t.Fatalf("net/http served %d connections, want 1", n)
 	}
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut <- h.p.Shutdown(ctx)
-	}()
-	select {
-	case err := <-shut:
-		t.Fatalf("Shutdown returned %v with a request in flight on net/http", err)
-	case <-time.After(200 * time.Millisecond): // a negative check needs some time
-	}
+	shut := shutdownAsync(h.p, 10*time.Second)
+	pending(t, shut, 200*time.Millisecond)
 	close(release)
 	resp, body := busy.read(http.MethodGet)
 	if resp.StatusCode != 200 || body != "done" {
