@@ -27,8 +27,19 @@ func TestRapidReset(t *testing.T) {
 		}
 	}, false)
 	r := dialRaw(t, ts.addr)
+	// The first stream's handler is running before its reset, so that at
+	// least one is cancelled however the flood's resets race their
+	// handlers (a stream reset before its handler starts has none to
+	// cancel).
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(get("/")...), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first handler to run", func() bool { return running.Load() == 1 })
 	go func() {
-		for id := uint32(1); id < 20000; id += 2 {
+		if r.fr.WriteRSTStream(1, http2.ErrCodeCancel) != nil {
+			return
+		}
+		for id := uint32(3); id < 20000; id += 2 {
 			if r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(get("/")...), EndStream: true, EndHeaders: true}) != nil ||
 				r.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 				return
